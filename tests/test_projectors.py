@@ -1,0 +1,133 @@
+import json
+
+import numpy as np
+import pytest
+
+from modality_transfer import InputError, create_projector, list_projectors, load_projector
+from modality_transfer.metrics import centroid_gap
+
+
+@pytest.mark.parametrize("method", list_projectors())
+def test_save_load_roundtrip(method, pairs, tmp_path):
+    text, image = pairs
+    projector = create_projector(method).fit(text[:200], image[:200])
+    out = projector.transform(text[200:])
+    assert out.shape == (100, text.shape[1]) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    projector.save(tmp_path / method)
+    loaded = load_projector(tmp_path / method)
+    np.testing.assert_allclose(loaded.transform(text[200:]), out, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", list_projectors())
+def test_chunked_equals_whole(method, pairs):
+    text, image = pairs
+    projector = create_projector(method).fit(text, image)
+    np.testing.assert_allclose(projector.transform(text, chunk_size=7), projector.transform(text), atol=1e-6)
+
+
+def test_deterministic_noise(pairs):
+    text, _ = pairs
+    a = create_projector("noise", sigma=0.1, seed=3).fit(text).transform(text)
+    b = create_projector("noise", sigma=0.1, seed=3).fit(text).transform(text)
+    c = create_projector("noise", sigma=0.1, seed=4).fit(text).transform(text)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_mean_shift_formula(pairs):
+    text, image = pairs
+    out = create_projector("mean_shift").fit(text, image).transform(text)
+    expected = text - text.mean(0) + image.mean(0)
+    np.testing.assert_allclose(out, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_shift_methods_close_the_gap(pairs):
+    text, image = pairs
+    raw = centroid_gap(text, image)
+    for method in ("mean_shift", "realign", "linear", "procrustes", "learned"):
+        synth = create_projector(method).fit(text, image).transform(text)
+        assert centroid_gap(synth, image) < 0.25 * raw, method
+
+
+def test_procrustes_is_orthogonal(pairs):
+    text, image = pairs
+    rot = create_projector("procrustes").fit(text, image).state["rotation"]
+    np.testing.assert_allclose(rot @ rot.T, np.eye(len(rot)), atol=1e-4)
+
+
+def test_paired_methods_need_images(pairs):
+    text, _ = pairs
+    for method in ("mean_shift", "realign", "linear", "procrustes", "learned"):
+        with pytest.raises(InputError, match="image"):
+            create_projector(method).fit(text)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((0, 8)), "empty"),
+        (np.ones(8), "2-D"),
+        (np.array([[1.0, np.nan]]), "NaN"),
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), "zero vector in row 1"),
+    ],
+)
+def test_bad_arrays(bad, match):
+    with pytest.raises(InputError, match=match):
+        create_projector("identity").fit(bad)
+
+
+def test_row_count_and_dim_mismatch(pairs):
+    text, image = pairs
+    with pytest.raises(InputError, match="row counts differ"):
+        create_projector("linear").fit(text, image[:-1])
+    projector = create_projector("linear").fit(text, image)
+    with pytest.raises(InputError, match="dimension"):
+        projector.transform(text[:, :10])
+
+
+def test_unknown_method_and_params():
+    with pytest.raises(InputError, match="choose one of"):
+        create_projector("nope")
+    with pytest.raises(InputError, match="bad parameters"):
+        create_projector("identity", sigma=1)
+    with pytest.raises(InputError, match=r"must be in \[0, 10\]"):
+        create_projector("noise", sigma=-1)
+
+
+def test_corrupt_folders(pairs, tmp_path):
+    text, image = pairs
+    create_projector("linear").fit(text, image).save(tmp_path / "p")
+    weights = tmp_path / "p" / "weights.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="altered"):
+        load_projector(tmp_path / "p")
+    weights.unlink()
+    with pytest.raises(InputError, match="no weights"):
+        load_projector(tmp_path / "p")
+    with pytest.raises(InputError, match="config.json is missing"):
+        load_projector(tmp_path / "nothing")
+    config = tmp_path / "p" / "config.json"
+    cfg = json.loads(config.read_text())
+    config.write_text(json.dumps({**cfg, "method": "evil.module"}))
+    with pytest.raises(InputError, match="unknown projector method"):
+        load_projector(tmp_path / "p")
+    config.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_projector(tmp_path / "p")
+
+
+def test_swapped_weights_named_keys(pairs, tmp_path):
+    """Weights of one method under another's config: strict load names the missing and unexpected keys."""
+    text, image = pairs
+    create_projector("linear").fit(text, image).save(tmp_path / "lin")
+    create_projector("procrustes").fit(text, image).save(tmp_path / "pro")
+    cfg = json.loads((tmp_path / "pro" / "config.json").read_text())
+    lin_cfg = json.loads((tmp_path / "lin" / "config.json").read_text())
+    (tmp_path / "pro" / "weights.safetensors").write_bytes((tmp_path / "lin" / "weights.safetensors").read_bytes())
+    cfg["weights_sha256"] = lin_cfg["weights_sha256"]
+    (tmp_path / "pro" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=r"missing keys \['rotation'\], unexpected keys \['weight'\]"):
+        load_projector(tmp_path / "pro")

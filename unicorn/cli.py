@@ -1,0 +1,34 @@
+"""The `unicorn` command line: a thin layer over the library. Bad input exits with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modality_transfer.errors import InputError
+
+from . import gap_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unicorn", description="Text-only synthesis of vision-language training data.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    gap_cli.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except InputError as e:
+        print(f"unicorn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unicorn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
