@@ -85,8 +85,15 @@ class Projector:
         if out.shape != text.shape:
             raise InputError(f"output shape {out.shape} does not match input shape {text.shape}")
         for start in range(0, text.shape[0], chunk_size):
-            chunk = check_embeddings(text[start : start + chunk_size], "text embeddings", dim=self.dim, row_offset=start)
-            out[start : start + len(chunk)] = l2_normalize(self._transform(l2_normalize(chunk), start))
+            chunk = text[start : start + chunk_size]
+            out[start : start + len(chunk)] = self.transform_chunk(chunk, start)
+
+    def transform_chunk(self, chunk: np.ndarray, start: int = 0) -> np.ndarray:
+        """Validate and transform rows `start .. start + len(chunk)` of a larger input (for streaming)."""
+        if not self.fitted:
+            raise InputError(f"projector '{self.name}' is not fitted")
+        chunk = check_embeddings(chunk, "text embeddings", dim=self.dim, row_offset=start)
+        return l2_normalize(self._transform(l2_normalize(chunk), start))
 
     def state_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
         """The name and shape of every fitted array, for strict loading."""

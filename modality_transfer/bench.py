@@ -66,7 +66,9 @@ def format_table(report: dict) -> str:
         values = [r[m] for r in rows.values()]
         best[m] = min(values, key=lambda v: abs(v - 0.5)) if m == "two_sample_acc" else (max if higher else min)(values)
     head = f"{'method':<12}" + "".join(f"{n:>15}" for n in names)
-    arrows = f"{'':<12}" + "".join(f"{'(~0.5)' if n == 'two_sample_acc' else '(higher)' if METRICS[n] else '(lower)':>15}" for n in names)
+    arrows = f"{'':<12}" + "".join(
+        f"{'(~0.5)' if n == 'two_sample_acc' else '(higher)' if METRICS[n] else '(lower)':>15}" for n in names
+    )
     lines = [f"n={report['n']} dim={report['dim']} folds={report['folds']}", head, arrows]
     for method, r in rows.items():
         cells = "".join(f"{r[n]:>14.3f}{'*' if r[n] == best[n] else ' '}" for n in names)

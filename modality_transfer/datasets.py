@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def synthetic_pairs(n: int = 500, dim: int = 128, *, concepts: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pairs(
+    n: int = 500, dim: int = 128, *, concepts: int = 24, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (text, image), each (n, dim) float32 and L2-normalised, row i of one paired with row i of the other."""
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]

@@ -33,23 +33,65 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def transform_file(projector, text_path: str | os.PathLike, out_path: str | os.PathLike, *, chunk_size: int = 65536) -> int:
+class NpyReader:
+    """Reads row chunks of a 2-D .npy file with plain reads: no pickle, no memory map, flat memory."""
+
+    def __init__(self, path: str | os.PathLike, name: str) -> None:
+        self.name = name
+        try:
+            self.file = open(path, "rb")
+        except FileNotFoundError:
+            raise InputError(f"{name} file not found: {path}") from None
+        try:
+            version = np.lib.format.read_magic(self.file)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = read_header[version](self.file)
+        except (ValueError, OSError, EOFError) as e:
+            self.file.close()
+            raise InputError(f"{name} file {path} is not a readable .npy array: {e}") from None
+        if len(shape) != 2 or fortran or dtype.hasobject:
+            self.file.close()
+            raise InputError(f"{name} must be a C-ordered numeric 2-D array (rows, dim), got shape {shape}")
+        self.shape, self.dtype = shape, dtype
+
+    def chunks(self, rows: int):
+        """Yield (start, chunk) for consecutive blocks of at most `rows` rows."""
+        for start in range(0, self.shape[0], rows):
+            count = min(rows, self.shape[0] - start)
+            chunk = np.fromfile(self.file, dtype=self.dtype, count=count * self.shape[1])
+            if chunk.size != count * self.shape[1]:
+                raise InputError(f"{self.name} file is truncated at row {start}")
+            yield start, chunk.reshape(count, self.shape[1])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def transform_file(
+    projector, text_path: str | os.PathLike, out_path: str | os.PathLike, *, chunk_size: int = 65536
+) -> int:
     """Apply `projector` to a .npy file chunk by chunk into `out_path` (.npy, float32); returns rows.
 
-    Memory stays flat: input is memory-mapped and output is written through a memmap, renamed
-    into place only when every row is done.
+    Memory stays flat (a few chunks), and the output is renamed into place only when every row is done,
+    so a failure leaves any earlier file at `out_path` untouched.
     """
-    text = load_npy(text_path, "text embeddings", mmap=True)
-    if text.ndim != 2:
-        raise InputError(f"text embeddings must be a 2-D array (rows, dim), got shape {text.shape}")
+    reader = NpyReader(text_path, "text embeddings")
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp.npy")
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=text.shape)
-        projector.transform_into(text, out, chunk_size=chunk_size)
-        out.flush()
-        del out
+        with open(tmp, "wb") as f:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": reader.shape,
+            }
+            np.lib.format.write_array_header_2_0(f, header)
+            for start, chunk in reader.chunks(chunk_size):
+                f.write(projector.transform_chunk(chunk, start).tobytes())
         os.replace(tmp, out_path)
     finally:
+        reader.close()
         tmp.unlink(missing_ok=True)
-    return text.shape[0]
+    return reader.shape[0]

@@ -26,8 +26,12 @@ def plot_gap(text: np.ndarray, image: np.ndarray, synthetic: dict[str, np.ndarra
         return (a - mean) @ proj
 
     fig, axes = plt.subplots(1, len(synthetic), figsize=(4.2 * len(synthetic), 4.2), squeeze=False)
-    for ax, (name, synth) in zip(axes[0], synthetic.items()):
-        for data, label, colour in ((text, "text", "tab:blue"), (image, "image", "tab:red"), (synth, f"synthetic ({name})", "tab:green")):
+    for ax, (name, synth) in zip(axes[0], synthetic.items(), strict=True):
+        for data, label, colour in (
+            (text, "text", "tab:blue"),
+            (image, "image", "tab:red"),
+            (synth, f"synthetic ({name})", "tab:green"),
+        ):
             p = xy(data)
             ax.scatter(p[:, 0], p[:, 1], s=6, alpha=0.45, color=colour, label=label)
             c = p.mean(0)

@@ -9,7 +9,9 @@ import pytest
 
 
 def unicorn(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "unicorn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "unicorn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 @pytest.fixture()
@@ -37,8 +39,22 @@ def test_fit_apply_eval(files):
 
 def test_bench_json_and_plot(files):
     out, png = files / "b.json", files / "b.png"
-    r = unicorn("gap", "bench", "--text", files / "t.npy", "--image", files / "i.npy", "--folds", 3,
-                "--methods", "identity,mean_shift,learned", "--json", out, "--plot", png)
+    r = unicorn(
+        "gap",
+        "bench",
+        "--text",
+        files / "t.npy",
+        "--image",
+        files / "i.npy",
+        "--folds",
+        3,
+        "--methods",
+        "identity,mean_shift,learned",
+        "--json",
+        out,
+        "--plot",
+        png,
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     assert report["n"] == 300 and report["dim"] == 64 and report["folds"] == 3
@@ -76,29 +92,67 @@ def test_bad_inputs_exit_2_and_write_nothing(files, pairs):
     np.save(files / "flat.npy", text[0])
     np.save(files / "narrow.npy", text[:, :32])
     (files / "junk.npy").write_bytes(b"not an array")
-    assert "row counts differ" in _one_line_error(unicorn("gap", "fit", "--method", "linear", "--text", t, "--image", files / "short.npy", "--out", files / "p1"))
-    assert "NaN" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "nan.npy", "--out", files / "p2"))
-    assert "zero vector in row 7" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "zero.npy", "--out", files / "p3"))
-    assert "empty" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "empty.npy", "--out", files / "p4"))
-    assert "2-D" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "flat.npy", "--out", files / "p5"))
-    assert "not a readable" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "junk.npy", "--out", files / "p6"))
-    assert "not found" in _one_line_error(unicorn("gap", "fit", "--method", "center", "--text", files / "nope.npy", "--out", files / "p7"))
+    assert "row counts differ" in _one_line_error(
+        unicorn("gap", "fit", "--method", "linear", "--text", t, "--image", files / "short.npy", "--out", files / "p1")
+    )
+    assert "NaN" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "nan.npy", "--out", files / "p2")
+    )
+    assert "zero vector in row 7" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "zero.npy", "--out", files / "p3")
+    )
+    assert "empty" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "empty.npy", "--out", files / "p4")
+    )
+    assert "2-D" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "flat.npy", "--out", files / "p5")
+    )
+    assert "not a readable" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "junk.npy", "--out", files / "p6")
+    )
+    assert "not found" in _one_line_error(
+        unicorn("gap", "fit", "--method", "center", "--text", files / "nope.npy", "--out", files / "p7")
+    )
     assert not any((files / f"p{k}").exists() for k in range(1, 8))
 
-    assert unicorn("gap", "fit", "--method", "mean_shift", "--text", t, "--image", i, "--out", files / "proj").returncode == 0
-    assert "dimension 32, expected 64" in _one_line_error(unicorn("gap", "apply", "--projector", files / "proj", "--text", files / "narrow.npy", "--out", files / "s.npy"))
-    assert "NaN" in _one_line_error(unicorn("gap", "apply", "--projector", files / "proj", "--text", files / "nan.npy", "--out", files / "s.npy", "--chunk-size", 2))
+    assert (
+        unicorn("gap", "fit", "--method", "mean_shift", "--text", t, "--image", i, "--out", files / "proj").returncode
+        == 0
+    )
+    assert "dimension 32, expected 64" in _one_line_error(
+        unicorn("gap", "apply", "--projector", files / "proj", "--text", files / "narrow.npy", "--out", files / "s.npy")
+    )
+    assert "NaN" in _one_line_error(
+        unicorn(
+            "gap",
+            "apply",
+            "--projector",
+            files / "proj",
+            "--text",
+            files / "nan.npy",
+            "--out",
+            files / "s.npy",
+            "--chunk-size",
+            2,
+        )
+    )
     assert not (files / "s.npy").exists() and not list(files.glob(".s.npy*"))
 
     # An existing output survives a failed run.
     assert unicorn("gap", "apply", "--projector", files / "proj", "--text", t, "--out", files / "s.npy").returncode == 0
     before = (files / "s.npy").read_bytes()
-    _one_line_error(unicorn("gap", "apply", "--projector", files / "proj", "--text", files / "nan.npy", "--out", files / "s.npy"))
+    _one_line_error(
+        unicorn("gap", "apply", "--projector", files / "proj", "--text", files / "nan.npy", "--out", files / "s.npy")
+    )
     assert (files / "s.npy").read_bytes() == before
 
     (files / "proj" / "weights.safetensors").write_bytes(b"garbage")
-    assert "altered" in _one_line_error(unicorn("gap", "apply", "--projector", files / "proj", "--text", t, "--out", files / "s2.npy"))
-    assert "config.json is missing" in _one_line_error(unicorn("gap", "eval", "--projector", files, "--text", t, "--image", i))
+    assert "altered" in _one_line_error(
+        unicorn("gap", "apply", "--projector", files / "proj", "--text", t, "--out", files / "s2.npy")
+    )
+    assert "config.json is missing" in _one_line_error(
+        unicorn("gap", "eval", "--projector", files, "--text", t, "--image", i)
+    )
     assert "give both" in _one_line_error(unicorn("gap", "bench", "--text", t))
     assert "unknown methods" in _one_line_error(unicorn("gap", "bench", "--methods", "identity,bogus"))
     assert "folds must be" in _one_line_error(unicorn("gap", "bench", "--text", t, "--image", i, "--folds", 1))

@@ -49,5 +49,16 @@ def test_recall_known_answer():
 def test_gap_report_keys(pairs):
     text, image = pairs
     report = gap_report(text, text[:50], image, rows=np.arange(50))
-    assert set(report) == {"cos_paired", "r1", "r5", "r10", "r1_i2t", "centroid_gap", "frechet", "mmd", "two_sample_acc", "semantic_rho"}
+    assert set(report) == {
+        "cos_paired",
+        "r1",
+        "r5",
+        "r10",
+        "r1_i2t",
+        "centroid_gap",
+        "frechet",
+        "mmd",
+        "two_sample_acc",
+        "semantic_rho",
+    }
     assert report["semantic_rho"] == pytest.approx(1.0)

@@ -11,7 +11,9 @@ from . import gap_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unicorn", description="Text-only synthesis of vision-language training data.")
+    parser = argparse.ArgumentParser(
+        prog="unicorn", description="Text-only synthesis of vision-language training data."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     gap_cli.add_commands(commands)
     return parser
