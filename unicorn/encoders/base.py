@@ -11,6 +11,14 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 
 
+def load_error(spec: str, error: Exception) -> InputError:
+    """The one-line error for a model that could not be loaded (no hub here: weights must be local)."""
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    return InputError(
+        f"could not load {spec}: {type(error).__name__}: {first_line} (the weights must be local or reachable)"
+    )
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 

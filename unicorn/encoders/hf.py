@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from .base import Encoder
+from .base import Encoder, load_error
 
 
 class HFClipEncoder(Encoder):
@@ -23,10 +23,7 @@ class HFClipEncoder(Encoder):
             )
             self.processor = AutoProcessor.from_pretrained(ident, local_files_only=local)
         except Exception as e:
-            raise InputError(
-                f"could not load {self.spec}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                "(the weights must be local or reachable)"
-            ) from None
+            raise load_error(self.spec, e) from None
         if not hasattr(self.model, "get_text_features"):
             raise InputError(f"{self.spec} is a {type(self.model).__name__}, not a text-image dual encoder")
         self.dim = int(

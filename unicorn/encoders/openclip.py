@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from .base import Encoder
+from .base import Encoder, load_error
 
 
 class OpenClipEncoder(Encoder):
@@ -35,10 +35,7 @@ class OpenClipEncoder(Encoder):
                 arch, pretrained=None if weights == "random" else weights, device=self.device
             )
         except Exception as e:  # open_clip raises RuntimeError, HF hub errors, OSError...
-            raise InputError(
-                f"could not load {self.spec}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                "(the weights must be local or reachable)"
-            ) from None
+            raise load_error(self.spec, e) from None
         self.model = model.to(self.dtype).eval()
         self.preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(arch)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from .base import Encoder
+from .base import Encoder, load_error
 
 
 def default_minilm_path() -> Path:
@@ -27,10 +26,7 @@ class SentenceTransformerEncoder(Encoder):
         try:
             self.model = SentenceTransformer(path, device=self.device, local_files_only=Path(path).is_dir())
         except Exception as e:
-            raise InputError(
-                f"could not load {self.spec}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                "(the weights must be local or reachable)"
-            ) from None
+            raise load_error(self.spec, e) from None
         if self.device.startswith("cuda"):
             self.model.half()
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
