@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from modality_transfer import create_projector
-from modality_transfer.io import NpyReader, transform_file
+from modality_transfer.io import NpyReader, transform_file, write_npy_header
 
 
 def peak_rss_mib() -> float:
@@ -31,7 +31,7 @@ def peak_rss_mib() -> float:
 def bare(src: Path, dst: Path, weight: np.ndarray, chunk: int) -> None:
     reader = NpyReader(src, "text")
     with open(dst, "wb") as f:
-        np.lib.format.write_array_header_2_0(f, {"descr": "<f4", "fortran_order": False, "shape": reader.shape})
+        write_npy_header(f, reader.shape)
         for _, x in reader.chunks(chunk):
             y = x @ weight
             f.write((y / np.linalg.norm(y, axis=1, keepdims=True)).tobytes())
@@ -55,9 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "text.npy"
         with open(src, "wb") as f:  # written in chunks too, so setup does not raise the peak
-            np.lib.format.write_array_header_2_0(
-                f, {"descr": "<f4", "fortran_order": False, "shape": (args.rows, args.dim)}
-            )
+            write_npy_header(f, (args.rows, args.dim))
             for start in range(0, args.rows, args.chunk_size):
                 block = rng.standard_normal((min(args.chunk_size, args.rows - start), args.dim)).astype(np.float32)
                 f.write((block / np.linalg.norm(block, axis=1, keepdims=True)).tobytes())

@@ -33,6 +33,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_npy_header(f, shape: tuple[int, ...]) -> None:
+    """Start a C-ordered float32 .npy file of `shape` in `f`; the rows follow as raw bytes."""
+    np.lib.format.write_array_header_2_0(f, {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)})
+
+
 class NpyReader:
     """Reads row chunks of a 2-D .npy file with plain reads: no pickle, no memory map, flat memory."""
 
@@ -82,12 +87,7 @@ def transform_file(
     tmp = out_path.with_name(f".{out_path.name}.tmp.npy")
     try:
         with open(tmp, "wb") as f:
-            header = {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                "fortran_order": False,
-                "shape": reader.shape,
-            }
-            np.lib.format.write_array_header_2_0(f, header)
+            write_npy_header(f, reader.shape)
             for start, chunk in reader.chunks(chunk_size):
                 f.write(projector.transform_chunk(chunk, start).tobytes())
         os.replace(tmp, out_path)

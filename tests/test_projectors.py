@@ -131,3 +131,18 @@ def test_swapped_weights_named_keys(pairs, tmp_path):
     (tmp_path / "pro" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InputError, match=r"missing keys \['rotation'\], unexpected keys \['weight'\]"):
         load_projector(tmp_path / "pro")
+
+
+def test_transform_file_refuses_a_truncated_file(pairs, tmp_path):
+    from modality_transfer.io import transform_file
+
+    text, image = pairs
+    np.save(tmp_path / "t.npy", text)
+    blob = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(blob[: len(blob) - 100])
+    projector = create_projector("mean_shift").fit(text, image)
+    assert transform_file(projector, tmp_path / "t.npy", tmp_path / "s.npy", chunk_size=50) == len(text)
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), projector.transform(text), atol=1e-6)
+    with pytest.raises(InputError, match="truncated at row 250"):
+        transform_file(projector, tmp_path / "cut.npy", tmp_path / "bad.npy", chunk_size=50)
+    assert not list(tmp_path.glob("*bad.npy*"))

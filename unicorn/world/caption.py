@@ -19,7 +19,7 @@ OPENERS = ("", "A picture of ", "An image showing ", "There is ", "This scene ha
 
 
 def noun_phrase(obj: Obj, rng: np.random.Generator, *, article: bool = True, detail: bool = True) -> str:
-    """'a small red striped star', with attribute order and detail varied."""
+    """'a small red striped star'; without `detail`, half the time just 'a red star'."""
     words = [obj.size, obj.colour]
     texture = TEXTURE_WORDS[obj.texture]
     if detail and texture:
@@ -58,11 +58,10 @@ def caption(scene: SceneGraph, rng: np.random.Generator, style: str = "short") -
     sentences = [_count_sentence(objects)]
     for k in order:
         sentences.append(f"{noun_phrase(objects[k], rng).capitalize()} is {where(objects[k])}.")
-    if scene.relations:
-        for r in rng.permutation(len(scene.relations))[: min(2, len(scene.relations))]:
-            i, rel, j = scene.relations[int(r)]
-            a, b = noun_phrase(objects[i], rng, article=False), noun_phrase(objects[j], rng, article=False)
-            sentences.append(f"The {a} is {RELATION_WORDS.get(rel, rel)} the {b}.")
+    for r in rng.permutation(len(scene.relations))[:2]:  # up to two relations
+        i, rel, j = scene.relations[int(r)]
+        a, b = noun_phrase(objects[i], rng, article=False), noun_phrase(objects[j], rng, article=False)
+        sentences.append(f"The {a} is {RELATION_WORDS.get(rel, rel)} the {b}.")
     return " ".join(sentences)
 
 

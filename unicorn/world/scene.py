@@ -29,6 +29,17 @@ TEXTURES = ("plain", "striped", "dotted", "checked")
 RELATIONS = ("left of", "right of", "above", "below", "near", "bigger than", "same colour as")
 
 
+VOCABULARY = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "texture": TEXTURES}
+
+
+def check_known(name: str, values, source: str) -> None:
+    """Refuse the first of `values` that is not in the world's vocabulary for `name`, listing the known ones."""
+    known = VOCABULARY[name]
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise InputError(f"unknown {name} {unknown[0]!r} in {source}; known: {', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """What a world may contain. Every name must come from the known vocabularies above."""
@@ -42,17 +53,15 @@ class WorldConfig:
     image_size: int = 64
 
     def __post_init__(self) -> None:
-        for name, values, known in (
-            ("shape", self.shapes, SHAPES),
-            ("colour", self.colours, tuple(COLOURS)),
-            ("size", self.sizes, tuple(SIZES)),
-            ("texture", self.textures, TEXTURES),
+        for name, values in (
+            ("shape", self.shapes),
+            ("colour", self.colours),
+            ("size", self.sizes),
+            ("texture", self.textures),
         ):
             if not values:
                 raise InputError(f"world config needs at least one {name}")
-            unknown = [v for v in values if v not in known]
-            if unknown:
-                raise InputError(f"unknown {name} {unknown[0]!r} in world config; known: {', '.join(known)}")
+            check_known(name, values, "world config")
         if not 1 <= self.min_objects <= self.max_objects <= 6:
             raise InputError(
                 "objects per scene must satisfy 1 <= min <= max <= 6, "
@@ -90,14 +99,8 @@ class SceneGraph:
         if not objects:
             raise InputError("a scene graph needs at least one object")
         for o in objects:
-            for name, value, known in (
-                ("shape", o.shape, SHAPES),
-                ("colour", o.colour, COLOURS),
-                ("size", o.size, SIZES),
-                ("texture", o.texture, TEXTURES),
-            ):
-                if value not in known:
-                    raise InputError(f"unknown {name} {value!r} in scene graph; known: {', '.join(known)}")
+            for name, value in (("shape", o.shape), ("colour", o.colour), ("size", o.size), ("texture", o.texture)):
+                check_known(name, (value,), "scene graph")
             if not (0 <= o.x <= 1 and 0 <= o.y <= 1):
                 raise InputError(f"object position ({o.x}, {o.y}) is outside [0, 1]")
         return cls(objects, relations_of(objects))
