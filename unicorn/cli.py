@@ -7,7 +7,7 @@ import sys
 
 from modality_transfer.errors import InputError
 
-from . import gap_cli
+from . import gap_cli, text_cli, world_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     gap_cli.add_commands(commands)
+    world_cli.add_commands(commands)
+    text_cli.add_commands(commands)
     return parser
 
 

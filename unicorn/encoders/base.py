@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +19,24 @@ def load_error(spec: str, error: Exception) -> InputError:
     return InputError(
         f"could not load {spec}: {type(error).__name__}: {first_line} (the weights must be local or reachable)"
     )
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence load-time progress bars and weight reports, so the CLI's output stays its own."""
+    import transformers
+
+    level, root = transformers.logging.get_verbosity(), logging.getLogger()
+    root_level = root.level
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+        transformers.logging.enable_progress_bar()
+        root.setLevel(root_level)
 
 
 def default_device() -> str:

@@ -36,10 +36,13 @@ class OpenClipEncoder(Encoder):
             )
         except Exception as e:  # open_clip raises RuntimeError, HF hub errors, OSError...
             raise load_error(self.spec, e) from None
-        self.model = model.to(self.dtype).eval()
+        self._attach(model, preprocess, open_clip.get_tokenizer(arch), open_clip.get_model_config(arch)["embed_dim"])
+
+    def _attach(self, model, preprocess, tokenizer, dim: int) -> None:
+        self.model = model.to(self.device, self.dtype).eval()
         self.preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(arch)
-        self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
+        self.tokenizer = tokenizer
+        self.dim = int(dim)
 
     @staticmethod
     def _register(arch: str) -> str:

@@ -1,0 +1,174 @@
+"""Stage 1: filters, dedup and diversity figures, and caption runs with the real bundled Gemma."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from unicorn.captions.dedup import SemanticDedup, exact_duplicates
+from unicorn.captions.diversity import distinct_n, mean_pairwise_distance, type_token_ratio
+from unicorn.captions.filters import FilterConfig, apply_filters, english_share, repetition, text_share
+from unicorn.captions.stage import CaptionConfig, run_captions
+from unicorn.cli import main
+from unicorn.encoders import create_encoder
+from unicorn.llm import RequestCache, create_llm
+
+SEEDS = ["A man riding a horse on a beach.", "A bowl of oranges on a kitchen table.", "A red bus parked on a street."]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return create_encoder("st:default")
+
+
+def test_text_checks():
+    assert text_share("A dog runs.") == 1 and text_share("#### @@@ $$") < 0.5
+    assert repetition("the cat the cat the cat the cat") > 0.5 and repetition("a dog on a beach at dusk") == 0
+    assert english_share("A dog is sitting on the sofa in the room") > 0.3
+    assert english_share("Ein Hund sitzt auf dem Sofa im Zimmer") < 0.12
+
+
+def test_filters_remove_each_kind_of_bad_variant(minilm):
+    seed = "A brown dog sitting on a red sofa in a living room."
+    batch = {
+        "seed": [seed] * 7,
+        "caption": [
+            "A brown dog with floppy ears sits on a red velvet sofa in a bright living room by a window.",
+            "",  # nothing
+            "dog",  # too short
+            "%%%% #### @@@@ $$$$ %%%% #### @@@@ $$$$ %%%% ####",  # not text
+            "the dog the dog the dog the dog the dog the dog the dog the dog",  # repetition
+            "Ein brauner Hund sitzt auf einem roten Sofa im hellen Wohnzimmer neben dem Fenster.",  # not English
+            "The quarterly revenue of the software company grew by twelve percent over the year.",  # unfaithful
+        ],
+        "error": [None] * 7,
+    }
+    out = apply_filters(batch, FilterConfig(), encoder=minilm)
+    assert out["reject"] == [None, "length", "length", "non_text", "repetition", "language", "faithfulness"]
+    assert out["faithfulness"][0] > 0.5 > out["faithfulness"][6]
+
+
+def test_dedup_exact_and_semantic(minilm):
+    texts = [
+        "A cat on a mat.",
+        "a cat, on a MAT",
+        "A dog in a park.",
+        "A kitten sitting on a mat.",
+        "A cat on the mat.",
+    ]
+    assert exact_duplicates(texts) == [False, True, False, False, False]
+    dedup = SemanticDedup(minilm.dim, threshold=0.9)
+    flags = dedup.duplicates(minilm.encode_text(texts))
+    assert flags[0] is False and flags[1] is True and flags[2] is False and flags[4] is True
+
+
+def test_diversity_figures():
+    same = ["a red car"] * 4
+    varied = ["a red car", "two dogs in snow", "an old man reading", "boats in a harbour"]
+    assert distinct_n(same, 2) < distinct_n(varied, 2) and type_token_ratio(same) < type_token_ratio(varied)
+    e = np.eye(4, dtype=np.float32)
+    assert mean_pairwise_distance(e) == pytest.approx(1.0) and mean_pairwise_distance(
+        np.ones((4, 4)) / 2
+    ) == pytest.approx(0)
+
+
+def test_caption_run_with_the_bundled_gemma(minilm, tmp_path):
+    seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
+    llm = create_llm("llamacpp:default", cache=tmp_path / "cache.sqlite")
+    kept, rejected, stats = run_captions(seeds, llm, minilm, CaptionConfig(k=2), log=lambda m: None)
+    assert stats["variants"] == 6 and len(kept) + len(rejected) == 6
+    assert sum(stats["filters"].values()) - stats["filters"]["passed"] + stats["filters"]["passed"] == 6
+    assert all(r["faithfulness"] >= 0.5 and r["reject"] is None for r in kept)
+    assert all(r["reject"] for r in rejected)
+    assert stats["llm"]["completion_tokens"] > 0 and stats["llm"]["cache_hits"] == 0
+    again = run_captions(
+        seeds,
+        create_llm("llamacpp:default", cache=tmp_path / "cache.sqlite"),
+        minilm,
+        CaptionConfig(k=2),
+        log=lambda m: None,
+    )
+    assert again[2]["llm"]["cache_hits"] == 6 and [r["caption"] for r in again[0]] == [r["caption"] for r in kept]
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server that answers with scripted (malformed) text, to test counted outcomes."""
+
+    replies: list[str] = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = Scripted.replies[body["seed"] % len(Scripted.replies)]
+        payload = json.dumps(
+            {"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 5, "completion_tokens": 5}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_malformed_model_output_is_counted(minilm, tmp_path):
+    Scripted.replies = ["", "\u0000\u0001\u0002 ### ### ###", "yes yes yes yes yes yes yes yes yes yes"]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        llm = create_llm(f"openai:http://127.0.0.1:{httpd.server_address[1]}/v1#m")
+        seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
+        kept, rejected, stats = run_captions(seeds, llm, minilm, CaptionConfig(k=3), log=lambda m: None)
+    finally:
+        httpd.shutdown()
+    assert kept == [] and len(rejected) == 9
+    assert stats["filters"]["passed"] == 0 and sum(v for k, v in stats["filters"].items() if k != "passed") == 9
+
+
+def test_killed_run_resumes_from_the_cache(tmp_path):
+    """SIGKILL a CLI run once some responses are cached; the re-run pays only for the rest and ends with the
+    same rows as an uninterrupted run."""
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("\n".join(SEEDS) + "\n")
+    cmd = [sys.executable, "-m", "unicorn.cli", "captions", "--seeds", str(seeds), "--k", "2", "--batch-size", "1"]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "killed")], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    cache = tmp_path / "killed" / "cache.sqlite"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if cache.is_file() and len(RequestCache(cache)) >= 2:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert not (tmp_path / "killed" / "captions.jsonl").exists() or proc.returncode == 0
+    assert main(["captions", "--seeds", str(seeds), "--k", "2", "--out", str(tmp_path / "killed")]) == 0
+    resumed = json.loads((tmp_path / "killed" / "stats.json").read_text())
+    assert resumed["llm"]["cache_hits"] >= 2
+    assert main(["captions", "--seeds", str(seeds), "--k", "2", "--out", str(tmp_path / "clean")]) == 0
+    read = lambda d: (tmp_path / d / "captions.jsonl").read_text()  # noqa: E731
+    assert read("killed") == read("clean")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["captions", "--seeds", "/no/seeds.txt", "--out", "o"], "not found"),
+        (["captions", "--seeds", "world:3", "--out", "o", "--llm", "magic:x"], "unknown llm schema"),
+        (["captions", "--seeds", "world:3", "--out", "o", "--k", "0"], "k and batch_size must be >= 1"),
+        (["captions", "--seeds", "world:3", "--out", "o", "--prompt", "/no/prompt.txt"], "not found"),
+        (["instruct", "--out", "o"], "give --captions"),
+        (["instruct", "--captions", "/no/c.jsonl", "--out", "o"], "not found"),
+    ],
+)
+def test_cli_bad_input(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("unicorn: error:") and message in err and "\n" not in err

@@ -1,0 +1,122 @@
+"""Stage 2: LLM-written conversations (schema, repair loop, rejects) and programmatic ones (exact, LLaVA format)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import SHARED
+from unicorn.cli import main
+from unicorn.instruct.conversations import conversation_error, to_llava
+from unicorn.instruct.from_programs import program_conversations
+from unicorn.instruct.writer import parse_turns, turn_schema, write_conversations
+from unicorn.llm import create_llm
+from unicorn.world import captions, sample_scenes
+
+LLAVA = SHARED / "llava_coco_samples" / "caps_boxes_coco2014_val_80.jsonl"
+GOOD = json.dumps(
+    [{"type": t, "question": f"Question {t}?", "answer": "An answer."} for t in ("short", "yes_no", "summary")]
+)
+
+
+def test_parse_turns_reports_why():
+    schema = turn_schema(3, 8)
+    assert parse_turns("Sure! " + GOOD + " Hope this helps.", schema)[0] is not None
+    assert parse_turns("no list here", schema) == (None, "no JSON list in the reply")
+    assert parse_turns('[{"type": "short",]', schema)[1].startswith("invalid JSON")
+    assert "schema" in parse_turns(json.dumps([{"type": "poem", "question": "Why?", "answer": "x"}] * 3), schema)[1]
+    assert "schema" in parse_turns("[]", schema)[1]
+
+
+def test_llava_format_checks():
+    row = to_llava("x", [("What is it?", "A cat."), ("Colour?", "Black.")])
+    assert conversation_error(row) is None and row["conversations"][0]["value"].startswith("<image>\n")
+    bad = {**row, "conversations": row["conversations"][1:]}
+    assert "should be from human" in conversation_error(bad)
+    bad = to_llava("x", [("What is it?", "A cat."), ("<image> again?", "No.")])
+    assert "first human turn only" in conversation_error(bad)
+
+
+class Replies(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server replying invalid JSON first, then valid JSON once asked to repair."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        repairing = len(body["messages"]) > 1
+        text = GOOD if repairing else '[{"type": "short", "question": "Broken'
+        payload = json.dumps({"choices": [{"message": {"content": text}}], "usage": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def replies():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Replies)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"openai:http://127.0.0.1:{httpd.server_address[1]}/v1#m"
+    httpd.shutdown()
+
+
+def test_repair_loop_fixes_or_rejects(replies):
+    batch = {"id": ["a", "b"], "caption": ["A dog on a sofa.", "A bus on a street."]}
+    rows, rejects = write_conversations(batch, create_llm(replies), repairs=1)
+    assert [r["attempts"] for r in rows] == [2, 2] and rejects == []
+    assert all(conversation_error(r) is None for r in rows)
+    rows, rejects = write_conversations(batch, create_llm(replies), repairs=0)
+    assert rows == [] and [r["reason"].split(":")[0] for r in rejects] == ["invalid JSON", "invalid JSON"]
+
+
+def test_llm_written_with_the_bundled_gemma(tmp_path):
+    batch = {"id": ["c0"], "caption": ["A black dog sits on a red couch next to a window."]}
+    rows, rejects = write_conversations(batch, create_llm("llamacpp:default"), repairs=1, max_tokens=200)
+    assert len(rows) + len(rejects) == 1
+    for r in rows:
+        assert conversation_error(r) is None and 3 <= len(r["conversations"]) // 2 <= 8
+    for r in rejects:
+        assert r["reason"] and r["id"] == "c0"
+
+
+def test_programmatic_conversations_from_world_scenes():
+    scenes = sample_scenes(40, seed=1)
+    rows = [{"id": f"w{k}", "scene": s.to_dict()} for k, s in enumerate(scenes)]
+    out = program_conversations(rows, seed=0, turns=4)
+    assert len(out) == 40 and all(conversation_error(r) is None for r in out)
+    assert all(1 <= len(r["conversations"]) // 2 <= 4 for r in out)
+    assert program_conversations(rows, seed=0, turns=4) == out
+    counts = [
+        (r, c)
+        for r in out
+        for c in zip(r["conversations"][::2], r["conversations"][1::2], strict=True)
+        if "How many shapes" in c[0]["value"]
+    ]
+    for r, (_, a) in counts:
+        n = len(scenes[int(r["id"][1:])].objects)
+        assert a["value"] == ["zero", "one", "two", "three", "four"][n]
+
+
+def test_programmatic_conversations_from_real_coco_instances(tmp_path):
+    if not LLAVA.is_file():
+        pytest.skip(f"COCO instances not found at {LLAVA}")
+    out = tmp_path / "out"
+    assert main(["instruct", "--scenes", str(LLAVA), "--out", str(out), "--turns", "3"]) == 0
+    rows = [json.loads(x) for x in (out / "instructions.jsonl").read_text().splitlines()]
+    assert len(rows) == 80 and all(conversation_error(r) is None for r in rows)
+
+
+def test_world_captions_feed_the_instruct_cli(tmp_path):
+    scenes = sample_scenes(5, seed=2)
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"x{k}", "caption": c[0], "scene": s.to_dict()}) + "\n"
+            for k, (s, c) in enumerate(zip(scenes, captions(scenes), strict=True))
+        )
+    )
+    assert main(["instruct", "--scenes", str(path), "--out", str(tmp_path / "o")]) == 0
+    assert len((tmp_path / "o" / "instructions.jsonl").read_text().splitlines()) == 5

@@ -1,0 +1,1 @@
+"""Stage 1: sparse caption seeds become many diverse, dense, faithful captions."""

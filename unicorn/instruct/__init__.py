@@ -1,0 +1,1 @@
+"""Stage 2: instruction data from captions (LLM-written) and from scene graphs (LLM-free programs)."""

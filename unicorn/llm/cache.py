@@ -1,0 +1,65 @@
+"""A request cache on disk (SQLite): raw responses keyed by a hash of model, messages, sampling and seed.
+
+Only raw responses are stored, never parsed results, so a change of parser re-uses every response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .base import Completion
+
+
+def request_key(model_id: str, messages: list[dict], params: dict) -> str:
+    blob = json.dumps({"model": model_id, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class RequestCache:
+    """Thread-safe, process-safe (SQLite WAL) map from request key to completion."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+            self._db.commit()
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"cannot open request cache {self.path}: {e}") from None
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[str]) -> list[Completion | None]:
+        from .base import Completion
+
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk))
+        return [Completion(**json.loads(found[k]), cached=True) if k in found else None for k in keys]
+
+    def put(self, key: str, completion: Completion) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(completion.to_dict())))
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,107 @@
+"""`openai:URL#MODEL`: any OpenAI-compatible chat server (vLLM serve, llama.cpp server, SGLang, Ollama, hosted APIs).
+
+Requests run concurrently with a bounded number in flight, each with a timeout, and are retried with
+exponential backoff on 429, 5xx and connection errors. The API key is read from an environment variable
+and never logged or cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+from ..errors import InputError
+from .base import LLM, Completion
+from .cache import RequestCache
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAILLM(LLM):
+    def __init__(
+        self,
+        ident: str,
+        *,
+        cache: RequestCache | None = None,
+        max_in_flight: int = 16,
+        timeout: float = 120.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        api_key_env: str = "OPENAI_API_KEY",
+    ) -> None:
+        super().__init__(cache=cache)
+        url, sep, model = ident.partition("#")
+        if not sep or not model or not url.startswith(("http://", "https://")):
+            raise InputError(f"openai spec 'openai:{ident}' must be openai:http(s)://HOST[:PORT]/v1#MODEL")
+        if max_in_flight < 1 or retries < 0 or timeout <= 0:
+            raise InputError("max_in_flight must be >= 1, retries >= 0 and timeout > 0")
+        self.spec = f"openai:{ident}"
+        self.url = url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.model_id = f"openai:{url.rstrip('/')}#{model}"
+        self.max_in_flight, self.timeout, self.retries, self.backoff = max_in_flight, timeout, retries, backoff
+        self._key = os.environ.get(api_key_env, "")
+        self.retried = 0  # how many attempts were retries, for the run's statistics
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    def _generate(self, requests, params, done) -> None:
+        asyncio.run(self._run(requests, params, done))
+
+    async def _run(self, requests, params, done) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
+        gate = asyncio.Semaphore(self.max_in_flight)
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self._headers()) as client:
+
+            async def one(j: int) -> None:
+                async with gate:
+                    done(j, await self._request(client, requests[j], params[j]))
+
+            await asyncio.gather(*(one(j) for j in range(len(requests))))
+
+    async def _request(self, client, messages, p) -> Completion:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "seed": p.seed,
+        }
+        if p.stop:
+            body["stop"] = list(p.stop)
+        rng = random.Random(p.seed)  # jitter that is reproducible, yet spreads retries of different requests
+        error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.retried += 1
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + rng.random()))
+            try:
+                response = await client.post(self.url, json=body)
+            except httpx.TransportError as e:
+                error = f"{type(e).__name__}: {e}"
+                continue
+            if response.status_code in RETRY_STATUS:
+                error = f"HTTP {response.status_code}"
+                continue
+            if response.status_code != 200:
+                return Completion("", error=f"HTTP {response.status_code}: {response.text[:200]}")
+            try:
+                data = response.json()
+                choice = data["choices"][0]
+                usage = data.get("usage") or {}
+                return Completion(
+                    choice["message"].get("content") or "",
+                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                    completion_tokens=int(usage.get("completion_tokens", 0)),
+                    finish_reason=choice.get("finish_reason") or "stop",
+                )
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                return Completion("", error=f"malformed response: {type(e).__name__}: {e}")
+        return Completion("", error=f"gave up after {self.retries + 1} attempts: {error}")
