@@ -32,7 +32,7 @@ def test_parse_turns_reports_why():
 def test_llava_format_checks():
     row = to_llava("x", [("What is it?", "A cat."), ("Colour?", "Black.")])
     assert conversation_error(row) is None and row["conversations"][0]["value"].startswith("<image>\n")
-    bad = {**row, "conversations": row["conversations"][1:]}
+    bad = {**row, "conversations": row["conversations"][1:3]}
     assert "should be from human" in conversation_error(bad)
     bad = to_llava("x", [("What is it?", "A cat."), ("<image> again?", "No.")])
     assert "first human turn only" in conversation_error(bad)
@@ -69,7 +69,7 @@ def test_repair_loop_fixes_or_rejects(replies):
     assert [r["attempts"] for r in rows] == [2, 2] and rejects == []
     assert all(conversation_error(r) is None for r in rows)
     rows, rejects = write_conversations(batch, create_llm(replies), repairs=0)
-    assert rows == [] and [r["reason"].split(":")[0] for r in rejects] == ["invalid JSON", "invalid JSON"]
+    assert rows == [] and [r["reason"] for r in rejects] == ["no JSON list in the reply"] * 2
 
 
 def test_llm_written_with_the_bundled_gemma(tmp_path):
@@ -85,10 +85,10 @@ def test_llm_written_with_the_bundled_gemma(tmp_path):
 def test_programmatic_conversations_from_world_scenes():
     scenes = sample_scenes(40, seed=1)
     rows = [{"id": f"w{k}", "scene": s.to_dict()} for k, s in enumerate(scenes)]
-    out = program_conversations(rows, seed=0, turns=4)
-    assert len(out) == 40 and all(conversation_error(r) is None for r in out)
+    out, rejects = program_conversations(rows, seed=0, turns=4)
+    assert len(out) == 40 and rejects == [] and all(conversation_error(r) is None for r in out)
     assert all(1 <= len(r["conversations"]) // 2 <= 4 for r in out)
-    assert program_conversations(rows, seed=0, turns=4) == out
+    assert program_conversations(rows, seed=0, turns=4)[0] == out
     counts = [
         (r, c)
         for r in out
@@ -106,7 +106,9 @@ def test_programmatic_conversations_from_real_coco_instances(tmp_path):
     out = tmp_path / "out"
     assert main(["instruct", "--scenes", str(LLAVA), "--out", str(out), "--turns", "3"]) == 0
     rows = [json.loads(x) for x in (out / "instructions.jsonl").read_text().splitlines()]
-    assert len(rows) == 80 and all(conversation_error(r) is None for r in rows)
+    rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert len(rows) + len(rejects) == 80 and len(rows) >= 70
+    assert all(conversation_error(r) is None for r in rows) and all(r["reason"] for r in rejects)
 
 
 def test_world_captions_feed_the_instruct_cli(tmp_path):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from modality_transfer.errors import InputError
 
-from . import gap_cli, text_cli, world_cli
+from . import gap_cli, run_cli, text_cli, world_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     gap_cli.add_commands(commands)
     world_cli.add_commands(commands)
     text_cli.add_commands(commands)
+    run_cli.add_commands(commands)
     return parser
 
 
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except InputError as e:
         print(f"unicorn: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:  # a full disk, a read-only folder: still one line, still exit 2
+        print(f"unicorn: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("unicorn: interrupted", file=sys.stderr)

@@ -148,9 +148,10 @@ def _instruct(args) -> int:
     rows, rejects, stats = [], [], {}
     if args.scenes:
         scenes = read_jsonl(args.scenes, "scenes")[: args.limit]
-        made = program_conversations(scenes, seed=args.seed, turns=args.turns)
+        made, failed = program_conversations(scenes, seed=args.seed, turns=args.turns)
         rows += made
-        stats["programs"] = {"rows_in": len(scenes), "conversations": len(made)}
+        rejects += failed
+        stats["programs"] = {"rows_in": len(scenes), "conversations": len(made), "rejected": len(failed)}
     if args.captions:
         captions = read_jsonl(args.captions, "captions")[: args.limit]
         batch = {"id": [], "caption": []}

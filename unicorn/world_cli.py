@@ -36,6 +36,13 @@ def add_commands(commands) -> None:
     bench.add_argument("--threads", type=int, default=2)
     bench.set_defaults(run=_bench)
 
+    pairs = sub.add_parser("pairs", help="embed rendered scenes and their captions: paired .npy for `unicorn gap`")
+    pairs.add_argument("--n", type=int, default=4000, help="number of scenes")
+    pairs.add_argument("--encoder", default="world")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--out", required=True, help="folder for text.npy and image.npy")
+    pairs.set_defaults(run=_pairs)
+
     sample = sub.add_parser("sample", help="write world scenes and captions as JSONL seeds")
     sample.add_argument("--n", type=int, required=True, help="number of scenes")
     sample.add_argument("--seed", type=int, default=0)
@@ -119,4 +126,23 @@ def _sample(args) -> int:
         for k, scene in enumerate(scenes):
             render(scene, 128).save(folder / f"world-{args.seed}-{k:06d}.png")
     print(f"wrote {len(scenes)} scenes to {out}")
+    return 0
+
+
+def _pairs(args) -> int:
+    import numpy as np
+
+    from .encoders import create_encoder
+    from .world.bench import FIT_START, embed_scenes
+    from .world.scene import sample_scenes
+
+    if args.n < 1:
+        raise InputError(f"--n must be >= 1, got {args.n}")
+    encoder = create_encoder(args.encoder)
+    image, text = embed_scenes(encoder, sample_scenes(args.n, seed=args.seed, start=FIT_START), args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "text.npy", text)
+    np.save(out / "image.npy", image)
+    print(f"wrote {args.n} pairs of {encoder.dim}-d embeddings to {out}/text.npy and image.npy")
     return 0

@@ -22,8 +22,9 @@ def _things(row: dict):
 
 def program_conversations(
     rows: list[dict], *, seed: int = 0, turns: int = 4, vocab: dict | None = None, balance_strength: float = 0.5
-) -> list[dict]:
-    """One LLaVA row per input row with up to `turns` exact QA turns; answers balanced across the batch."""
+) -> tuple[list[dict], list[dict]]:
+    """(LLaVA rows with up to `turns` exact QA turns each, answers balanced across the batch; rejects for rows
+    that support no question, such as an image with no annotated objects)."""
     if turns < 1:
         raise InputError(f"turns must be >= 1, got {turns}")
     parsed = [(row, _things(row)) for row in rows]
@@ -36,7 +37,7 @@ def program_conversations(
         asked.append([(row["id"], qa) for qa in generate(things, rng, vocab=vocab, per_scene=2 * turns)])
     flat = [qa for per in asked for _, qa in per]
     keep = {id(qa) for qa in balance(flat, np.random.default_rng(seed), strength=balance_strength)}  # same objects
-    out = []
+    out, rejects = [], []
     for (row, _), per in zip(parsed, asked, strict=True):
         chosen = [qa for _, qa in per if id(qa) in keep][:turns] or [qa for _, qa in per][:1]
         if chosen:
@@ -48,4 +49,6 @@ def program_conversations(
                     kinds=[q.kind for q in chosen],
                 )
             )
-    return out
+        else:
+            rejects.append({"id": row["id"], "reason": "no question can be asked (no objects)"})
+    return out, rejects

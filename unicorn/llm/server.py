@@ -6,6 +6,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -39,13 +40,15 @@ def llama_server(model_path: str, *, threads: int = 2, n_ctx: int = 2048, alias:
         "--n_ctx",
         str(n_ctx),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: llama.cpp's load log would fill a pipe and stall
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
-                raise InputError(f"llama.cpp server exited: {proc.stderr.read()[-500:]}")
+                log.seek(0)
+                raise InputError(f"llama.cpp server exited: {log.read()[-500:]}")
             try:
                 urllib.request.urlopen(url + "/models", timeout=2).read()
                 break
@@ -61,3 +64,4 @@ def llama_server(model_path: str, *, threads: int = 2, n_ctx: int = 2048, alias:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()

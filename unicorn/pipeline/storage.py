@@ -1,0 +1,158 @@
+"""Sharded run folders in the clip-retrieval layout, with a manifest that makes runs resumable.
+
+Per shard: `metadata/NNNNN.parquet`, `text_emb/NNNNN.npy`, `image_emb/NNNNN.npy` (float16, L2-normalised,
+same row order) and `instructions/NNNNN.jsonl`. Each file is written under a temporary name and renamed
+when complete; a shard counts as done only once `manifest.json` (rewritten atomically) records its row
+count and every file's SHA-256. So a killed run leaves complete shards or nothing, never half a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+
+FORMAT = "unicorn-run"
+VERSION = 1
+MANIFEST = "manifest.json"
+FOLDERS = ("metadata", "text_emb", "image_emb", "instructions")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shard_files(index: int) -> dict[str, str]:
+    name = f"{index:05d}"
+    return {
+        "metadata": f"metadata/{name}.parquet",
+        "text_emb": f"text_emb/{name}.npy",
+        "image_emb": f"image_emb/{name}.npy",
+        "instructions": f"instructions/{name}.jsonl",
+    }
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"could not write {path} ({e.strerror or e}); earlier shards are intact, run again to resume"
+        ) from None
+
+
+class RunFolder:
+    """A run's output folder: its manifest and shards."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def read_manifest(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError(f"{self.manifest_path} is corrupt; start over with --restart") from None
+        if manifest.get("format") != FORMAT:
+            raise InputError(
+                f"{self.root} holds something other than a unicorn run (format {manifest.get('format')!r})"
+            )
+        return manifest
+
+    def open(self, config: dict, config_sha: str, *, restart: bool) -> dict:
+        """The manifest to continue from: a fresh one, or the existing one if it is this config's run."""
+        manifest = self.read_manifest()
+        if manifest is None and self.root.is_dir() and any(self.root.iterdir()):
+            if not restart:
+                raise InputError(f"output folder {self.root} is not empty and holds no unicorn run; choose another")
+        if manifest is not None and manifest["config_sha256"] != config_sha and not restart:
+            raise InputError(
+                f"{self.root} holds a run of a different config; pass --restart to start over, or choose another --out"
+            )
+        if restart or manifest is None or manifest["config_sha256"] != config_sha:
+            if manifest is not None or restart:
+                for folder in (*FOLDERS, "report"):
+                    shutil.rmtree(self.root / folder, ignore_errors=True)
+                for name in (MANIFEST, "report.html", "report.md"):
+                    (self.root / name).unlink(missing_ok=True)
+            manifest = {
+                "format": FORMAT,
+                "version": VERSION,
+                "config_sha256": config_sha,
+                "config": config,
+                "shards": [],
+                "complete": False,
+            }
+        for folder in FOLDERS:
+            try:
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"cannot create {self.root / folder}: {e.strerror}") from None
+        self.write_manifest(manifest)
+        return manifest
+
+    def write_manifest(self, manifest: dict) -> None:
+        _atomic(self.manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+
+    def write_shard(
+        self,
+        index: int,
+        metadata: dict[str, list],
+        text_emb: np.ndarray,
+        image_emb: np.ndarray,
+        instructions: list[dict],
+    ) -> dict:
+        """Write one shard's four files; returns its manifest entry (rows and checksums)."""
+        files = shard_files(index)
+        rows = len(metadata["id"])
+        if not (len(text_emb) == len(image_emb) == rows):
+            raise InputError(
+                f"shard {index}: {rows} rows but {len(text_emb)} text and {len(image_emb)} image embeddings"
+            )
+        paths = {k: self.root / v for k, v in files.items()}
+        _atomic(paths["metadata"], lambda p: pq.write_table(pa.table(metadata), p))
+        _atomic(paths["text_emb"], lambda p: _save_npy(p, text_emb))
+        _atomic(paths["image_emb"], lambda p: _save_npy(p, image_emb))
+        _atomic(
+            paths["instructions"],
+            lambda p: p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in instructions)),
+        )
+        return {
+            "index": index,
+            "rows": rows,
+            "instructions": len(instructions),
+            "files": {v: sha256_file(paths[k]) for k, v in files.items()},
+        }
+
+    def read_shard(self, index: int) -> tuple[dict[str, list], np.ndarray, np.ndarray, list[dict]]:
+        files = {k: self.root / v for k, v in shard_files(index).items()}
+        metadata = pq.read_table(files["metadata"]).to_pydict()
+        instructions = [json.loads(line) for line in files["instructions"].read_text().splitlines() if line.strip()]
+        return metadata, np.load(files["text_emb"]), np.load(files["image_emb"]), instructions
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as f:
+        np.save(f, np.ascontiguousarray(array, dtype=np.float16))
+        f.flush()
+        os.fsync(f.fileno())

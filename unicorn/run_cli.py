@@ -1,0 +1,83 @@
+"""`unicorn run`, `unicorn validate`, `unicorn index`, `unicorn export`: the pipeline and its outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import InputError
+
+
+def add_commands(commands) -> None:
+    run = commands.add_parser("run", help="run (or resume) a pipeline config into a sharded dataset")
+    run.add_argument("config", nargs="?", help="YAML run config (default: configs/default.yaml)")
+    run.add_argument("--out", default="runs/default", help="output folder")
+    run.add_argument("--restart", action="store_true", help="discard the run in --out and start over")
+    run.add_argument("--no-report", action="store_true")
+    run.set_defaults(run=_run)
+
+    val = commands.add_parser("validate", help="check a run folder: shards, checksums, alignment, norms, format")
+    val.add_argument("dir")
+    val.set_defaults(run=_validate)
+
+    idx = commands.add_parser("index", help="build a faiss index over a run's synthetic image embeddings")
+    idx.add_argument("dir")
+    idx.add_argument("--out", help="index folder (default: DIR/index)")
+    idx.set_defaults(run=_index)
+
+    exp = commands.add_parser("export", help="export a run for a VLM trainer")
+    exp.add_argument("dir")
+    exp.add_argument("--format", choices=("llava", "hf"), required=True)
+    exp.add_argument("--out", required=True)
+    exp.add_argument("--push-to-hub", metavar="REPO", help="with --format hf: also push to this hub repo")
+    exp.set_defaults(run=_export)
+
+
+def _run(args) -> int:
+    from .pipeline.config import load_config
+    from .pipeline.report import write_report
+    from .pipeline.run import run_pipeline
+
+    config = load_config(args.config)
+    manifest = run_pipeline(config, args.out, restart=args.restart, log=lambda m: print(m, file=sys.stderr))
+    if not args.no_report:
+        from .encoders import create_encoder
+
+        encoder = create_encoder(config.embed.encoder)
+        path = write_report(args.out, encoder=encoder if encoder.has_image else None)
+        print(f"report: {path}")
+    rows = sum(s["rows"] for s in manifest["shards"])
+    print(f"{rows} rows in {len(manifest['shards'])} shards at {args.out}")
+    return 0
+
+
+def _validate(args) -> int:
+    from .pipeline.validate import validate_run
+
+    result = validate_run(args.dir)
+    print(json.dumps(result, indent=1))
+    if result["problems"]:
+        raise InputError(f"{args.dir} is invalid: {result['problem_count']} problems, first: {result['problems'][0]}")
+    return 0
+
+
+def _index(args) -> int:
+    from .exports import build_index
+
+    print(json.dumps(build_index(args.dir, args.out)))
+    return 0
+
+
+def _export(args) -> int:
+    from .exports import export_hf, export_llava
+
+    if args.format == "llava":
+        print(json.dumps(export_llava(args.dir, args.out)))
+        return 0
+    result = export_hf(args.dir, args.out)
+    if args.push_to_hub:
+        import datasets
+
+        datasets.load_from_disk(f"{args.out}/dataset").push_to_hub(args.push_to_hub)
+    print(json.dumps(result))
+    return 0
