@@ -37,12 +37,16 @@ def main() -> None:
     setup = manifest["setup_seconds"]
     stages = seconds["total"]
     other = stages - seconds["llm"] - seconds["encoder"]
-    print(f"{rows} rows, {manifest['seed_file']['kept']} seeds, {len(manifest['shards'])} shards; "
-          f"wall {wall:.1f} s (model loading {setup:.1f} s, stages {stages:.1f} s)")
+    print(
+        f"{rows} rows, {manifest['seed_file']['kept']} seeds, {len(manifest['shards'])} shards; "
+        f"wall {wall:.1f} s (model loading {setup:.1f} s, stages {stages:.1f} s)"
+    )
     print(f"end-to-end {rows / wall:.3f} rows/s; over the stages alone {rows / stages:.3f} rows/s")
     for name in ("llm", "encoder", "projector", "write"):
         print(f"  {name:<10} {seconds[name]:8.2f} s  {100 * seconds[name] / stages:5.1f}%")
-    print(f"  {'rest':<10} {seconds['total'] - sum(seconds[k] for k in ('llm', 'encoder', 'projector', 'write')):8.2f} s")
+    print(
+        f"  {'rest':<10} {seconds['total'] - sum(seconds[k] for k in ('llm', 'encoder', 'projector', 'write')):8.2f} s"
+    )
     print(f"outside the LLM and the encoders: {100 * other / stages:.1f}% of stage time (target < 10%)")
 
 

@@ -37,8 +37,8 @@ def mean_pairwise_distance(embeddings: np.ndarray, *, sample: int = 2000, seed: 
 def diversity(texts: list[str], embeddings: np.ndarray | None = None) -> dict[str, float]:
     out = {
         "count": len(texts),
-        "distinct_1": round(distinct_n(texts, 1), 4),
-        "distinct_2": round(distinct_n(texts, 2), 4),
+        "distinct_2": round(distinct_n(texts, 2), 4),  # distinct-1 is the type/token ratio below
+        "distinct_3": round(distinct_n(texts, 3), 4),
         "type_token_ratio": round(type_token_ratio(texts), 4),
         "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 2) if texts else 0.0,
     }
