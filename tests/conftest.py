@@ -1,3 +1,7 @@
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -21,3 +25,32 @@ def coco500() -> tuple[np.ndarray, np.ndarray]:
     if not (COCO500 / "text.npy").is_file():
         pytest.skip(f"real COCO CLIP pairs not found at {COCO500}")
     return np.load(COCO500 / "text.npy"), np.load(COCO500 / "image.npy")
+
+
+@contextlib.contextmanager
+def openai_stub(reply):
+    """A real HTTP server on 127.0.0.1 speaking the OpenAI chat API, answering `reply(body, headers)` ->
+    (status, content). For what a real model will not do on demand: 429s, 5xx, malformed output."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status, content = reply(body, self.headers)
+            usage = {"prompt_tokens": 3, "completion_tokens": 1}
+            answer = {"choices": [{"message": {"content": content}, "finish_reason": "stop"}], "usage": usage}
+            payload = json.dumps(answer if status == 200 else {"error": "busy"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()

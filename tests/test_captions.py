@@ -3,13 +3,12 @@
 import json
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from tests.conftest import openai_stub
 from unicorn.captions.dedup import SemanticDedup, exact_duplicates
 from unicorn.captions.diversity import distinct_n, mean_pairwise_distance, type_token_ratio
 from unicorn.captions.filters import FilterConfig, apply_filters, english_share, repetition, text_share
@@ -96,36 +95,12 @@ def test_caption_run_with_the_bundled_gemma(minilm, tmp_path):
     assert again[2]["llm"]["cache_hits"] == 6 and [r["caption"] for r in again[0]] == [r["caption"] for r in kept]
 
 
-class Scripted(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server that answers with scripted (malformed) text, to test counted outcomes."""
-
-    replies: list[str] = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = Scripted.replies[body["seed"] % len(Scripted.replies)]
-        payload = json.dumps(
-            {"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 5, "completion_tokens": 5}}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_malformed_model_output_is_counted(minilm, tmp_path):
-    Scripted.replies = ["", "\u0000\u0001\u0002 ### ### ###", "yes yes yes yes yes yes yes yes yes yes"]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        llm = create_llm(f"openai:http://127.0.0.1:{httpd.server_address[1]}/v1#m")
+    replies = ["", "\u0000\u0001\u0002 ### ### ###", "yes yes yes yes yes yes yes yes yes yes"]
+    with openai_stub(lambda body, _: (200, replies[body["seed"] % len(replies)])) as url:
+        llm = create_llm(f"openai:{url}#m")
         seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
         kept, rejected, stats = run_captions(seeds, llm, minilm, CaptionConfig(k=3), log=lambda m: None)
-    finally:
-        httpd.shutdown()
     assert kept == [] and len(rejected) == 9
     assert stats["filters"]["passed"] == 0 and sum(v for k, v in stats["filters"].items() if k != "passed") == 9
 

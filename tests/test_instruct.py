@@ -1,12 +1,10 @@
 """Stage 2: LLM-written conversations (schema, repair loop, rejects) and programmatic ones (exact, LLaVA format)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, openai_stub
 from unicorn.cli import main
 from unicorn.instruct.conversations import conversation_error, to_llava
 from unicorn.instruct.from_programs import program_conversations
@@ -38,29 +36,12 @@ def test_llava_format_checks():
     assert "first human turn only" in conversation_error(bad)
 
 
-class Replies(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server replying invalid JSON first, then valid JSON once asked to repair."""
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        repairing = len(body["messages"]) > 1
-        text = GOOD if repairing else '[{"type": "short", "question": "Broken'
-        payload = json.dumps({"choices": [{"message": {"content": text}}], "usage": {}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
 def replies():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Replies)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"openai:http://127.0.0.1:{httpd.server_address[1]}/v1#m"
-    httpd.shutdown()
+    """Replies with broken JSON first, then valid JSON once asked to repair."""
+    broken = '[{"type": "short", "question": "Broken'
+    with openai_stub(lambda body, _: (200, GOOD if len(body["messages"]) > 1 else broken)) as url:
+        yield f"openai:{url}#m"
 
 
 def test_repair_loop_fixes_or_rejects(replies):

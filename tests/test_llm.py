@@ -1,12 +1,9 @@
 """LLM backends against real models: the bundled Gemma 3 270M in-process and behind a real llama.cpp server
 on 127.0.0.1; retry behaviour against a real local HTTP server that answers with chosen status codes."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
+from tests.conftest import openai_stub
 from unicorn.errors import InputError
 from unicorn.llm import RequestCache, SamplingParams, create_llm
 from unicorn.llm.llamacpp import default_model_path
@@ -47,52 +44,34 @@ def test_openai_backend_against_a_real_llama_cpp_server(server, tmp_path):
     assert llm.usage.cache_hits == 3
 
 
-class Flaky(BaseHTTPRequestHandler):
-    """Answers each POST with the next status in `plan`, then 200 with a fixed completion."""
-
-    plan: list[int] = []
-    seen_auth: list[str] = []
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        Flaky.seen_auth.append(self.headers.get("Authorization", ""))
-        status = Flaky.plan.pop(0) if Flaky.plan else 200
-        body = {
-            "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
-        }
-        payload = json.dumps(body if status == 200 else {"error": "busy"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
 def flaky():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    """Answers each request with the next status in `plan` (then 200 "ok"), recording the Authorization header."""
+    state = {"plan": [], "auth": []}
+
+    def reply(body, headers):
+        state["auth"].append(headers.get("Authorization", ""))
+        return (state["plan"].pop(0) if state["plan"] else 200), "ok"
+
+    with openai_stub(reply) as url:
+        yield url, state
 
 
 def test_retries_with_backoff_on_429_and_5xx(flaky, monkeypatch, tmp_path):
+    url, state = flaky
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
-    Flaky.plan, Flaky.seen_auth = [429, 503], []
-    llm = create_llm(f"openai:{flaky}#m", backoff=0.01, cache=tmp_path / "c.sqlite")
+    state["plan"] = [429, 503]
+    llm = create_llm(f"openai:{url}#m", backoff=0.01, cache=tmp_path / "c.sqlite")
     (c,) = llm.generate(PROMPTS[:1], PARAMS)
     assert c.text == "ok" and c.error is None and llm.retried == 2
-    assert Flaky.seen_auth == ["Bearer sk-secret-value"] * 3
+    assert state["auth"] == ["Bearer sk-secret-value"] * 3
     assert "sk-secret" not in repr(llm) and b"sk-secret" not in (tmp_path / "c.sqlite").read_bytes()
 
 
 def test_failures_are_reported_and_not_cached(flaky, tmp_path):
-    Flaky.plan = [500] * 3 + [400]
-    llm = create_llm(f"openai:{flaky}#m", backoff=0.01, retries=2, cache=tmp_path / "c.sqlite")
+    url, state = flaky
+    state["plan"] = [500] * 3 + [400]
+    llm = create_llm(f"openai:{url}#m", backoff=0.01, retries=2, cache=tmp_path / "c.sqlite")
     (gave_up,) = llm.generate(PROMPTS[:1], PARAMS)
     assert gave_up.error.startswith("gave up after 3 attempts") and llm.usage.errors == 1
     (client_error,) = llm.generate(PROMPTS[1:2], PARAMS)

@@ -45,6 +45,20 @@ def _find(things, phrase):
     return [t for t in things if t.name == words[-1] and all(w in t.attributes.values() for w in words[:-1])]
 
 
+def _winner(things, question):
+    """An independent oracle for 'What is the left-most / largest ... shape?'."""
+    which = question.split("the ")[1].split()[0]
+    key = {
+        "left-most": lambda t: t.centre[0],
+        "right-most": lambda t: -t.centre[0],
+        "top-most": lambda t: t.centre[1],
+        "bottom-most": lambda t: -t.centre[1],
+        "largest": lambda t: -t.area,
+        "smallest": lambda t: t.area,
+    }[which]
+    return min(things, key=key).name
+
+
 def test_counting_answers_are_exact(scenes):
     seen = 0
     for things, qa in _qas(scenes, ["counting"]):
@@ -87,16 +101,7 @@ def test_relation_and_extreme_answers_follow_the_geometry(scenes):
             axis = 0 if "left" in qa.question else 1
             assert qa.answer == ("yes" if ta.centre[axis] < tb.centre[axis] else "no")
         else:
-            which = qa.question.split("the ")[1].split()[0]
-            key = {
-                "left-most": lambda t: t.centre[0],
-                "right-most": lambda t: -t.centre[0],
-                "top-most": lambda t: t.centre[1],
-                "bottom-most": lambda t: -t.centre[1],
-                "largest": lambda t: -t.area,
-                "smallest": lambda t: t.area,
-            }[which]
-            assert qa.answer == min(things, key=key).name
+            assert qa.answer == _winner(things, qa.question)
 
 
 def test_multiple_choice_has_four_distinct_options(scenes):
@@ -133,16 +138,7 @@ def test_multiple_choice_answer_matches_the_plain_question(scenes):
         chosen = options[qa.answer]
         base = qa.question.split(" Options:")[0]
         if base.startswith("What is the"):
-            which = base.split("the ")[1].split()[0]
-            key = {
-                "left-most": lambda t: t.centre[0],
-                "right-most": lambda t: -t.centre[0],
-                "top-most": lambda t: t.centre[1],
-                "bottom-most": lambda t: -t.centre[1],
-                "largest": lambda t: -t.area,
-                "smallest": lambda t: t.area,
-            }[which]
-            assert chosen == min(things, key=key).name
+            assert chosen == _winner(things, base)
         else:
             (thing,) = _find(things, base.split(" is ", 1)[1].rstrip("?"))
             assert chosen in thing.attributes.values()

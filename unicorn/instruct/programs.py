@@ -130,14 +130,21 @@ def attribute(things, rng, vocab) -> QA | None:
     return QA(f"What {word} is {ref}?", things[i].attributes[key], "attribute")
 
 
-def relation(things, rng, vocab) -> QA | None:
-    """Is <a> to the left of / above <b>? Only asked where the geometry is unambiguous."""
+def _pair(things, rng) -> tuple[int, int, str, str] | None:
+    """Two distinct things, drawn at random, with the phrases that pick each out; None if either is ambiguous."""
     if len(things) < 2:
         return None
     i, j = (int(v) for v in rng.choice(len(things), size=2, replace=False))
     a, b = refer(things, i), refer(things, j)
-    if a is None or b is None:
+    return None if a is None or b is None else (i, j, a, b)
+
+
+def relation(things, rng, vocab) -> QA | None:
+    """Is <a> to the left of / above <b>? Only asked where the geometry is unambiguous."""
+    pair = _pair(things, rng)
+    if pair is None:
         return None
+    i, j, a, b = pair
     axis = int(rng.integers(2))
     word = ("to the left of", "above")[axis]
     d = things[j].centre[axis] - things[i].centre[axis]
@@ -171,12 +178,10 @@ def extreme(things, rng, vocab) -> QA | None:
 
 def comparison(things, rng, vocab) -> QA | None:
     """Is <a> bigger than <b>? / Are <a> and <b> the same colour?"""
-    if len(things) < 2:
+    pair = _pair(things, rng)
+    if pair is None:
         return None
-    i, j = (int(v) for v in rng.choice(len(things), size=2, replace=False))
-    a, b = refer(things, i), refer(things, j)
-    if a is None or b is None:
-        return None
+    i, j, a, b = pair
     if "colour" in things[i].attributes and rng.random() < 0.5:
         same = things[i].attributes["colour"] == things[j].attributes["colour"]
         return QA(f"Are {a} and {b} the same colour?", "yes" if same else "no", "comparison")
