@@ -199,4 +199,16 @@ def test_full_disk_keeps_earlier_shards(clean_run, tmp_path, capsys):
         manifest = json.loads((mount / "run" / "manifest.json").read_text())
         assert all((mount / "run" / f).is_file() for s in manifest["shards"] for f in s["files"])
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False)  # lazy: the test process may still hold the cache
+
+
+def test_relative_paths_are_read_from_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "mine.jsonl").write_text('{"id": "a", "caption": "a red circle"}\n')
+    (tmp_path / "cfg" / "run.yaml").write_text("seeds: {source: mine.jsonl}\nembed: {projector: ../proj}\n")
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(ROOT)
+    config = load_config(tmp_path / "cfg" / "run.yaml")
+    assert config.seeds.source == str(tmp_path / "cfg" / "mine.jsonl")
+    assert config.embed.projector == str(tmp_path / "proj")
+    assert load_config(tmp_path / "cfg" / "run.yaml", {"seeds": {"source": "world:4"}}).seeds.source == "world:4"

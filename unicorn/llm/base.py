@@ -150,4 +150,6 @@ class LLM:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release the model or connections; the default holds nothing."""
+        """Release the model, connections and the cache file."""
+        if self.cache is not None:
+            self.cache.close()

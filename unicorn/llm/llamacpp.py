@@ -74,3 +74,4 @@ class LlamaCppLLM(LLM):
 
     def close(self) -> None:
         self.model.close()
+        super().close()

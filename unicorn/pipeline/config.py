@@ -132,4 +132,16 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise InputError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return _build(RunConfig, {**data, **(overrides or {})}, "")
+    config = _build(RunConfig, {**data, **(overrides or {})}, "")
+    return dataclasses.replace(
+        config,
+        seeds=dataclasses.replace(config.seeds, source=_near(config.seeds.source, path.parent)),
+        embed=dataclasses.replace(config.embed, projector=_near(config.embed.projector, path.parent)),
+    )
+
+
+def _near(value: str, folder: Path) -> str:
+    """A relative path is read from the config's own folder when it names something there, else from the cwd."""
+    if ":" in value.split("/")[0] or Path(value).is_absolute():  # a source spec such as world:32 or hf:NAME
+        return value
+    return str((folder / value).resolve()) if (folder / value).exists() else value

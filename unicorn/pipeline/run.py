@@ -192,7 +192,16 @@ def run_pipeline(
     manifest = folder.open(config.to_dict(), config.sha256(), restart=restart)
     started = time.perf_counter()
     pipeline = Pipeline(config, folder.root / "cache.sqlite")
-    setup = time.perf_counter() - started
+    try:
+        return _run_shards(
+            config, folder, manifest, pipeline, seeds, seed_stats, time.perf_counter() - started, progress, log
+        )
+    finally:
+        if pipeline.llm is not None:
+            pipeline.llm.close()
+
+
+def _run_shards(config, folder, manifest, pipeline, seeds, seed_stats, setup, progress, log) -> dict:
     shards = [seeds[i : i + config.shard_size] for i in range(0, len(seeds), config.shard_size)]
     done = {s["index"] for s in manifest["shards"]}
     for index in sorted(done):
