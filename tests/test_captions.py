@@ -147,3 +147,24 @@ def test_cli_bad_input(argv, message, capsys, tmp_path, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("unicorn: error:") and message in err and "\n" not in err
+
+
+def test_photograph_judge_removes_what_it_says_no_to(minilm):
+    """The SynthVLM-style judge: a served model answers yes/no per caption; 'no' rows are counted under judge."""
+
+    def reply(body, _):
+        caption = body["messages"][0]["content"].rsplit("Text: ", 1)[1]
+        return 200, " no" if "preheat" in caption else " yes"
+
+    batch = {
+        "seed": ["A kitchen with an oven.", "A kitchen with an oven."],
+        "caption": [
+            "A bright kitchen with a steel oven, white tiles and a wooden table by the window.",
+            "First preheat the kitchen oven, then open the door of the oven and wait by it.",
+        ],
+        "error": [None, None],
+    }
+    with openai_stub(reply) as url:
+        judge = create_llm(f"openai:{url}#m")
+        out = apply_filters(batch, FilterConfig(judge=True, min_faithfulness=0.0), encoder=minilm, judge=judge)
+    assert out["reject"] == [None, "judge"]
