@@ -7,8 +7,6 @@ by an import path read from a file, and weights load strictly.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from .checks import check_embeddings, check_paired, l2_normalize
 from .errors import InputError
+from .io import atomic_path, sha256_file, write_json
 
 FORMAT = "unicorn-projector"
 VERSION = 1
@@ -112,19 +111,18 @@ class Projector:
             raise InputError(f"projector '{self.name}' is not fitted; nothing to save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        weights = folder / WEIGHTS_NAME
-        tmp = folder / (WEIGHTS_NAME + ".tmp")
-        save_file(self.state, str(tmp), metadata={"format": FORMAT, "version": str(VERSION)})
+        with atomic_path(folder / WEIGHTS_NAME) as tmp:
+            save_file(self.state, str(tmp), metadata={"format": FORMAT, "version": str(VERSION)})
+            digest = sha256_file(tmp)
         config = {
             "format": FORMAT,
             "version": VERSION,
             "method": self.name,
             "dim": self.dim,
             "params": self.params,
-            "weights_sha256": _sha256(tmp),
+            "weights_sha256": digest,
         }
-        os.replace(tmp, weights)
-        _write_json_atomic(folder / CONFIG_NAME, config)
+        write_json(folder / CONFIG_NAME, config, sort_keys=True)
 
     @classmethod
     def from_folder(cls, folder: Path, config: dict[str, Any]) -> Projector:
@@ -133,7 +131,7 @@ class Projector:
         weights_path = folder / WEIGHTS_NAME
         if not weights_path.is_file():
             raise InputError(f"projector folder {folder} has no {WEIGHTS_NAME}")
-        if _sha256(weights_path) != config.get("weights_sha256"):
+        if sha256_file(weights_path) != config.get("weights_sha256"):
             raise InputError(f"{weights_path} does not match the checksum in {CONFIG_NAME}: the file was altered")
         state = load_file(str(weights_path))
         dim = config["dim"]
@@ -149,17 +147,3 @@ class Projector:
         projector.state = state
         projector.dim = dim
         return projector
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,39 @@ def load_npy(path: str | os.PathLike, name: str, *, mmap: bool = False) -> np.nd
         raise InputError(f"{name} file {path} is not a readable .npy array: {e}") from None
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON through a temporary file, so a failure leaves no partial file."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed onto `path` only when the block completes, and
+    removed otherwise, so a failure never leaves a partial file under the final name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = False) -> None:
+    """Write JSON through a temporary file, so a failure leaves no partial file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows) -> None:
+    """Write one JSON object per line through a temporary file, so a failure leaves no partial file."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_npy_header(f, shape: tuple[int, ...]) -> None:
@@ -83,15 +110,11 @@ def transform_file(
     so a failure leaves any earlier file at `out_path` untouched.
     """
     reader = NpyReader(text_path, "text embeddings")
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.npy")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
             write_npy_header(f, reader.shape)
             for start, chunk in reader.chunks(chunk_size):
                 f.write(projector.transform_chunk(chunk, start).tobytes())
-        os.replace(tmp, out_path)
     finally:
         reader.close()
-        tmp.unlink(missing_ok=True)
     return reader.shape[0]

