@@ -35,6 +35,22 @@ def test_llamacpp_in_process_is_seeded_and_cached(gemma_path, tmp_path):
     assert [c.text for c in cached] == [c.text for c in first]
 
 
+def test_llamacpp_reply_does_not_depend_on_the_request_before(gemma_path):
+    """Each request starts from an empty context, so a resumed run (whose first request had no predecessor)
+    gets the same replies as an uninterrupted one."""
+    from unicorn.captions.prompts import load_text
+
+    template = load_text("instruct")
+    prompts = [
+        [{"role": "user", "content": template.format(caption=c, turns=3, types="short, yes_no")}]
+        for c in ("A red bus parked on a street.", "Two cats sleeping on a sofa.", "A plane over mountains.")
+    ]
+    params = [SamplingParams(max_tokens=64, seed=k) for k in range(3)]
+    in_turn = create_llm(f"llamacpp:{gemma_path}").generate(prompts, params)
+    alone = [create_llm(f"llamacpp:{gemma_path}").generate([p], [q])[0] for p, q in zip(prompts, params, strict=True)]
+    assert [c.text for c in in_turn] == [c.text for c in alone]
+
+
 def test_openai_backend_against_a_real_llama_cpp_server(server, tmp_path):
     llm = create_llm(f"openai:{server}#gemma", cache=tmp_path / "c.sqlite", max_in_flight=4)
     out = llm.generate(PROMPTS, PARAMS)

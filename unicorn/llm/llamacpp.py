@@ -49,6 +49,9 @@ class LlamaCppLLM(LLM):
 
     def _generate(self, requests, params, done) -> None:
         for j, (messages, p) in enumerate(zip(requests, params, strict=True)):
+            # Start from an empty context: llama.cpp's reuse of the previous prompt's prefix changes the numbers
+            # enough to change sampled text, which would make a reply depend on the request before it.
+            self.model.reset()
             try:
                 out = self.model.create_completion(
                     render_prompt(messages),
