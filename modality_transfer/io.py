@@ -51,6 +51,27 @@ def write_jsonl(path: str | os.PathLike, rows) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def read_jsonl(path: str | os.PathLike, what: str) -> list[dict]:
+    """The JSON objects of a JSONL file, refusing a missing or empty file and naming the first bad line."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file {p.resolve()} not found")
+    rows = []
+    for n, line in enumerate(p.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{path}:{n} is not a JSON line: {type(e).__name__}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{n} is not a JSON object")
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{what} file {path} is empty")
+    return rows
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()

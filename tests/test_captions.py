@@ -12,10 +12,13 @@ from tests.conftest import openai_stub
 from unicorn.captions.dedup import SemanticDedup, exact_duplicates
 from unicorn.captions.diversity import distinct_n, mean_pairwise_distance, type_token_ratio
 from unicorn.captions.filters import FilterConfig, apply_filters, english_share, repetition, text_share
-from unicorn.captions.stage import CaptionConfig, run_captions
+from unicorn.captions.summary import caption_stats
 from unicorn.cli import main
 from unicorn.encoders import create_encoder
 from unicorn.llm import RequestCache, create_llm
+from unicorn.pipeline.config import RunConfig
+from unicorn.pipeline.partial import run_steps
+from unicorn.steps import CaptionsConfig, seed_columns
 
 SEEDS = ["A man riding a horse on a beach.", "A bowl of oranges on a kitchen table.", "A red bus parked on a street."]
 
@@ -76,32 +79,30 @@ def test_diversity_figures():
     ) == pytest.approx(0)
 
 
-def test_caption_run_with_the_bundled_gemma(minilm, tmp_path):
+def caption_run(llm: str, tmp_path, k: int = 2):
+    """The run's captions + dedup steps over SEEDS (LLM rows only), with the request cache in tmp_path."""
     seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
-    llm = create_llm("llamacpp:default", cache=tmp_path / "cache.sqlite")
-    kept, rejected, stats = run_captions(seeds, llm, minilm, CaptionConfig(k=2), log=lambda m: None)
-    assert stats["variants"] == 6 and len(kept) + len(rejected) == 6
-    assert sum(stats["filters"].values()) - stats["filters"]["passed"] + stats["filters"]["passed"] == 6
-    assert all(r["faithfulness"] >= 0.5 and r["reject"] is None for r in kept)
-    assert all(r["reject"] for r in rejected)
+    config = RunConfig(captions=CaptionsConfig(llm=llm, k=k, include_seeds=False))
+    batch, counters = run_steps([seed_columns(seeds)], config, ("captions", "dedup"), run_dir=tmp_path)
+    return batch, caption_stats(SEEDS, batch, counters)
+
+
+def test_caption_run_with_the_bundled_gemma(tmp_path):
+    batch, stats = caption_run("llamacpp:default", tmp_path)
+    assert stats["variants"] == 6 and len(batch["id"]) == 6
+    assert sum(v for k, v in stats["filters"].items() if k != "passed") + stats["filters"]["passed"] == 6
+    kept = [i for i, r in enumerate(batch["reject"]) if r is None]
+    assert all(batch["faithfulness"][i] >= 0.5 for i in kept) and stats["kept"] == len(kept)
     assert stats["llm"]["completion_tokens"] > 0 and stats["llm"]["cache_hits"] == 0
-    again = run_captions(
-        seeds,
-        create_llm("llamacpp:default", cache=tmp_path / "cache.sqlite"),
-        minilm,
-        CaptionConfig(k=2),
-        log=lambda m: None,
-    )
-    assert again[2]["llm"]["cache_hits"] == 6 and [r["caption"] for r in again[0]] == [r["caption"] for r in kept]
+    again, again_stats = caption_run("llamacpp:default", tmp_path)
+    assert again_stats["llm"]["cache_hits"] == 6 and again["caption"] == batch["caption"]
 
 
-def test_malformed_model_output_is_counted(minilm, tmp_path):
+def test_malformed_model_output_is_counted(tmp_path):
     replies = ["", "\u0000\u0001\u0002 ### ### ###", "yes yes yes yes yes yes yes yes yes yes"]
     with openai_stub(lambda body, _: (200, replies[body["seed"] % len(replies)])) as url:
-        llm = create_llm(f"openai:{url}#m")
-        seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
-        kept, rejected, stats = run_captions(seeds, llm, minilm, CaptionConfig(k=3), log=lambda m: None)
-    assert kept == [] and len(rejected) == 9
+        batch, stats = caption_run(f"openai:{url}#m", tmp_path, k=3)
+    assert stats["kept"] == 0 and all(batch["reject"]) and len(batch["id"]) == 9
     assert stats["filters"]["passed"] == 0 and sum(v for k, v in stats["filters"].items() if k != "passed") == 9
 
 
@@ -110,7 +111,7 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     same rows as an uninterrupted run."""
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("\n".join(SEEDS) + "\n")
-    cmd = [sys.executable, "-m", "unicorn.cli", "captions", "--seeds", str(seeds), "--k", "2", "--batch-size", "1"]
+    cmd = [sys.executable, "-m", "unicorn.cli", "captions", "--seeds", str(seeds), "--k", "2", "--shard-size", "1"]
     proc = subprocess.Popen(
         [*cmd, "--out", str(tmp_path / "killed")], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )
@@ -136,7 +137,8 @@ def test_killed_run_resumes_from_the_cache(tmp_path):
     [
         (["captions", "--seeds", "/no/seeds.txt", "--out", "o"], "not found"),
         (["captions", "--seeds", "world:3", "--out", "o", "--llm", "magic:x"], "unknown llm schema"),
-        (["captions", "--seeds", "world:3", "--out", "o", "--k", "0"], "k and batch_size must be >= 1"),
+        (["captions", "--seeds", "world:3", "--out", "o", "--k", "-1"], "captions.k must be >= 0"),
+        (["captions", "--seeds", "world:3", "--out", "o", "--shard-size", "0"], "shard_size is out of range"),
         (["captions", "--seeds", "world:3", "--out", "o", "--prompt", "/no/prompt.txt"], "not found"),
         (["instruct", "--out", "o"], "give --captions"),
         (["instruct", "--captions", "/no/c.jsonl", "--out", "o"], "not found"),

@@ -38,7 +38,7 @@ def test_llamacpp_in_process_is_seeded_and_cached(gemma_path, tmp_path):
 def test_llamacpp_reply_does_not_depend_on_the_request_before(gemma_path):
     """Each request starts from an empty context, so a resumed run (whose first request had no predecessor)
     gets the same replies as an uninterrupted one."""
-    from unicorn.captions.prompts import load_text
+    from unicorn.prompts import load_text
 
     template = load_text("instruct")
     prompts = [

@@ -11,19 +11,7 @@ import numpy as np
 from modality_transfer.io import atomic_path
 
 from .errors import InputError
-from .pipeline.storage import RunFolder
-
-
-def iter_shards(root: str | os.PathLike):
-    """(metadata, text_emb, image_emb, instructions) per shard of a complete run, in order."""
-    folder = RunFolder(root)
-    manifest = folder.read_manifest()
-    if manifest is None:
-        raise InputError(f"{root} is not a unicorn run (no manifest.json)")
-    if not manifest.get("complete"):
-        raise InputError(f"{root} is not complete; finish the run before exporting")
-    for entry in sorted(manifest["shards"], key=lambda s: s["index"]):
-        yield folder.read_shard(entry["index"])
+from .pipeline.storage import iter_shards
 
 
 def export_llava(root: str | os.PathLike, out: str | os.PathLike) -> dict:

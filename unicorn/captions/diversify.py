@@ -6,16 +6,10 @@ parsed caption, so a better parser can be applied later without asking the model
 
 from __future__ import annotations
 
-import hashlib
-
 from ..errors import InputError
+from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
-from .prompts import load_lines, load_text
-
-
-def stable_int(*parts) -> int:
-    """A 63-bit integer from the parts, the same on every machine and run (unlike `hash`)."""
-    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+from ..prompts import load_lines, load_text
 
 
 def parse_variant(raw: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..llm import LLM, SamplingParams
-from .prompts import load_text
+from ..prompts import load_text
 
 WORD = re.compile(r"[A-Za-z']+")
 # the commonest English function words; real English prose is at least ~15% of them

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..captions.diversify import stable_int
 from ..errors import InputError
+from ..hashing import stable_int
 from .conversations import to_llava
 from .programs import balance, generate, things_from_instances, things_from_scene, world_vocab
 

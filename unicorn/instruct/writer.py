@@ -8,10 +8,10 @@ import json
 
 import jsonschema
 
-from ..captions.diversify import stable_int
-from ..captions.prompts import load_text
 from ..errors import InputError
+from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
+from ..prompts import load_text
 from .conversations import to_llava
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")

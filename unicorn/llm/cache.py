@@ -26,10 +26,16 @@ def request_key(model_id: str, messages: list[dict], params: dict) -> str:
 
 
 class RequestCache:
-    """Thread-safe, process-safe (SQLite WAL) map from request key to completion."""
+    """Thread-safe, process-safe (SQLite WAL) map from request key to completion.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    Writes go to `path`; `read_also` names other cache files (other workers' files, read-only) that may answer
+    a lookup too. That is how many workers share one cache without one SQLite file written over a network
+    file system: each writes its own file, every one reads them all.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, read_also: Sequence[str | os.PathLike] = ()) -> None:
         self.path = Path(path)
+        self.read_also = [Path(p) for p in read_also if Path(p).resolve() != self.path.resolve() and Path(p).is_file()]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -39,6 +45,16 @@ class RequestCache:
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot open request cache {self.path}: {e}") from None
         self._lock = threading.Lock()
+        self._others = []
+        for other in self.read_also:
+            try:
+                db = sqlite3.connect(
+                    f"{other.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=30
+                )
+                db.execute("SELECT COUNT(*) FROM responses").fetchone()
+            except sqlite3.DatabaseError as e:
+                raise InputError(f"cannot read request cache {other}: {e}") from None
+            self._others.append(db)
 
     def get_many(self, keys: Sequence[str]) -> list[Completion | None]:
         from .base import Completion
@@ -47,8 +63,12 @@ class RequestCache:
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                found.update(self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk))
+                for db in (self._db, *self._others):
+                    missing = [k for k in chunk if k not in found]
+                    if not missing:
+                        break
+                    marks = ",".join("?" * len(missing))
+                    found.update(db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", missing))
         return [Completion(**json.loads(found[k]), cached=True) if k in found else None for k in keys]
 
     def put(self, key: str, completion: Completion) -> None:
@@ -62,4 +82,5 @@ class RequestCache:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for db in (self._db, *self._others):
+                db.close()

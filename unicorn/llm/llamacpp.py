@@ -28,6 +28,15 @@ def file_id(path: Path) -> str:
     return f"{path.name}:{path.stat().st_size}:{head}"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, which Ray and container limits set), not the
+    machine's count: more threads than usable cores makes llama.cpp's spinning threads collapse."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class LlamaCppLLM(LLM):
     def __init__(self, ident: str, *, cache: RequestCache | None = None, n_ctx: int = 2048, threads: int | None = None):
         super().__init__(cache=cache)
@@ -42,7 +51,7 @@ class LlamaCppLLM(LLM):
             raise InputError("llamacpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
         try:
             self.model = Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=threads or os.cpu_count(), verbose=False, seed=0
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads or usable_cpus(), verbose=False, seed=0
             )
         except (ValueError, RuntimeError) as e:
             raise InputError(f"{self.spec}: could not load {path}: {e}") from None

@@ -13,8 +13,10 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
+from ..resources import shipped
+from ..steps import CaptionsConfig, DedupConfig, EmbedConfig, InstructConfig
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+DEFAULT_CONFIG = shipped("configs/default.yaml")
 
 
 @dataclass(frozen=True)
@@ -24,68 +26,55 @@ class SeedsConfig:
 
 
 @dataclass(frozen=True)
-class CaptionsConfig:
-    llm: str = "llamacpp:default"
-    k: int = 2
-    max_tokens: int = 96
-    temperature: float = 0.9
-    include_seeds: bool = True  # keep each seed caption as a row beside its variants
-    min_faithfulness: float = 0.5
-    dedup_threshold: float = 0.95
-    judge: bool = False
-    filter_encoder: str = "st:default"
-    prompt: str = "caption"
-    personas: str = "personas"
+class ActorConfig:
+    """Resources of one step under `--engine ray`: how many actors, and what each asks of the cluster."""
+
+    concurrency: int = 1  # actors (model copies) for this step
+    num_cpus: float = 1  # also the threads an in-process model (llama.cpp) uses
+    num_gpus: float = 0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.num_cpus < 0 or self.num_gpus < 0:
+            raise InputError(
+                f"ray actors need concurrency >= 1, num_cpus >= 0, num_gpus >= 0; got {self.concurrency}, "
+                f"{self.num_cpus}, {self.num_gpus}"
+            )
 
 
 @dataclass(frozen=True)
-class InstructConfig:
-    programs: bool = True  # exact QA from scene graphs where a row has one
-    turns: int = 4
-    llm_share: float = 0.25  # share of rows that also get an LLM-written conversation
-    min_turns: int = 3
-    max_turns: int = 5
-    max_tokens: int = 320
-    repairs: int = 1
+class RayConfig:
+    """`--engine ray` only. Not part of the config's checksum: resources never change what a run writes."""
 
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    encoder: str = "world"
-    projector: str = "checkpoints/world-projector"
-    batch_size: int = 64
+    captions: ActorConfig = field(default_factory=ActorConfig)
+    dedup: ActorConfig = field(default_factory=ActorConfig)  # runs on the driver, in shard order
+    instruct: ActorConfig = field(default_factory=ActorConfig)
+    embed: ActorConfig = field(default_factory=ActorConfig)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     captions: CaptionsConfig = field(default_factory=CaptionsConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
-    shard_size: int = 16
+    ray: RayConfig = field(default_factory=RayConfig)
+    shard_size: int = 16  # seeds per shard: the unit of work, of resume and of every step's batch
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            ("shard_size", self.shard_size >= 1),
-            ("captions.k", self.captions.k >= 0),
-            ("captions.max_tokens", self.captions.max_tokens >= 1),
-            ("instruct.llm_share", 0 <= self.instruct.llm_share <= 1),
-            ("instruct.turns", self.instruct.turns >= 1),
-            ("embed.batch_size", self.embed.batch_size >= 1),
-            ("seeds.limit", self.seeds.limit is None or self.seeds.limit >= 1),
-        ]
-        for name, ok in checks:
-            if not ok:
-                raise InputError(f"config key {name} is out of range")
-        if self.captions.k == 0 and not self.captions.include_seeds:
-            raise InputError("config makes no rows: captions.k is 0 and captions.include_seeds is false")
+        if self.shard_size < 1:
+            raise InputError(f"config key shard_size is out of range: must be >= 1, got {self.shard_size}")
+        if self.seeds.limit is not None and self.seeds.limit < 1:
+            raise InputError(f"config key seeds.limit is out of range: must be >= 1, got {self.seeds.limit}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """Checksum of everything that shapes the output (so not the `ray` section)."""
+        shaping = {k: v for k, v in self.to_dict().items() if k != "ray"}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 def _build(cls, data, path: str):
@@ -144,4 +133,8 @@ def _near(value: str, folder: Path) -> str:
     """A relative path is read from the config's own folder when it names something there, else from the cwd."""
     if ":" in value.split("/")[0] or Path(value).is_absolute():  # a source spec such as world:32 or hf:NAME
         return value
-    return str((folder / value).resolve()) if (folder / value).exists() else value
+    if (folder / value).exists():
+        return str((folder / value).resolve())
+    if not Path(value).exists() and shipped(value).exists():  # e.g. checkpoints/world-projector after pip install .
+        return str(shipped(value))
+    return value

@@ -17,8 +17,7 @@ import numpy as np  # noqa: E402
 from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k  # noqa: E402
 
 from ..captions.diversity import diversity  # noqa: E402
-from ..exports import iter_shards  # noqa: E402
-from .storage import RunFolder  # noqa: E402
+from .storage import RunFolder, iter_shards  # noqa: E402
 
 STYLE = (
     "body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
@@ -51,7 +50,7 @@ def write_report(root: str | Path, *, encoder=None) -> Path:
     for entry in manifest["shards"]:
         totals.update(entry["stats"])
         seconds.update(entry["seconds"])
-    seconds["other"] = max(seconds["total"] - sum(seconds[k] for k in ("llm", "encoder", "projector", "write")), 0)
+    stages = ("captions", "dedup", "instruct", "embed", "write")
 
     seeds_rows = [c for c, p in zip(meta.get("caption", []), meta.get("provenance", []), strict=True) if p == "seed"]
     llm_rows = [c for c, p in zip(meta.get("caption", []), meta.get("provenance", []), strict=True) if p != "seed"]
@@ -137,10 +136,7 @@ def write_report(root: str | Path, *, encoder=None) -> Path:
         ("conversation rejects", totals["instruction_rejects"]),
     ]
     wall = seconds["total"] or 1e-9
-    throughput = [
-        (k, round(seconds[k], 2), f"{100 * seconds[k] / wall:.1f}%")
-        for k in ("llm", "encoder", "projector", "write", "other")
-    ]
+    throughput = [(k, round(seconds[k], 2), f"{100 * seconds[k] / wall:.1f}%") for k in stages]
     rate = totals["rows"] / wall
 
     images = [p.name for p in sorted(figures.glob("*.png"))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from modality_transfer.io import atomic_path, sha256_file
 
 from ..errors import InputError
+from .shard import ShardResult
 
 FORMAT = "unicorn-run"
 VERSION = 1
@@ -105,34 +107,38 @@ class RunFolder:
     def write_manifest(self, manifest: dict) -> None:
         _atomic(self.manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
 
-    def write_shard(
-        self,
-        index: int,
-        metadata: dict[str, list],
-        text_emb: np.ndarray,
-        image_emb: np.ndarray,
-        instructions: list[dict],
-    ) -> dict:
-        """Write one shard's four files; returns its manifest entry (rows and checksums)."""
+    def write_shard(self, result: ShardResult) -> dict:
+        """Write one shard's four files; returns its manifest entry (rows, checksums, counts, seconds).
+
+        Safe to call from a worker process: it writes only this shard's files, each under a temporary name, and
+        never the manifest, which the one driver process records."""
+        start = time.perf_counter()
+        index = result.index
         files = shard_files(index)
-        rows = len(metadata["id"])
-        if not (len(text_emb) == len(image_emb) == rows):
+        if not (len(result.text_emb) == len(result.image_emb) == result.rows):
             raise InputError(
-                f"shard {index}: {rows} rows but {len(text_emb)} text and {len(image_emb)} image embeddings"
+                f"shard {index}: {result.rows} rows but {len(result.text_emb)} text and "
+                f"{len(result.image_emb)} image embeddings"
             )
         paths = {k: self.root / v for k, v in files.items()}
-        _atomic(paths["metadata"], lambda p: pq.write_table(pa.table(metadata), p))
-        _atomic(paths["text_emb"], lambda p: _save_npy(p, text_emb))
-        _atomic(paths["image_emb"], lambda p: _save_npy(p, image_emb))
+        _atomic(paths["metadata"], lambda p: pq.write_table(pa.table(result.metadata), p))
+        _atomic(paths["text_emb"], lambda p: _save_npy(p, result.text_emb))
+        _atomic(paths["image_emb"], lambda p: _save_npy(p, result.image_emb))
         _atomic(
             paths["instructions"],
-            lambda p: p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in instructions)),
+            lambda p: p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.instructions)),
         )
+        seconds = {**result.seconds, "write": time.perf_counter() - start}
+        seconds["total"] = sum(seconds.values())
         return {
             "index": index,
-            "rows": rows,
-            "instructions": len(instructions),
+            "rows": result.rows,
+            "instructions": len(result.instructions),
             "files": {v: sha256_file(paths[k]) for k, v in files.items()},
+            "stats": result.stats,
+            "seconds": {k: round(v, 4) for k, v in seconds.items()},
+            "counters": {k: round(v, 4) for k, v in result.counters.items()},
+            "rejects": result.rejects,
         }
 
     def read_shard(self, index: int) -> tuple[dict[str, list], np.ndarray, np.ndarray, list[dict]]:
@@ -147,3 +153,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array, dtype=np.float16))
         f.flush()
         os.fsync(f.fileno())
+
+
+def iter_shards(root: str | os.PathLike):
+    """(metadata, text_emb, image_emb, instructions) per shard of a complete run, in order."""
+    folder = RunFolder(root)
+    manifest = folder.read_manifest()
+    if manifest is None:
+        raise InputError(f"{root} is not a unicorn run (no manifest.json)")
+    if not manifest.get("complete"):
+        raise InputError(f"{root} is not complete; finish the run before exporting")
+    for entry in sorted(manifest["shards"], key=lambda s: s["index"]):
+        yield folder.read_shard(entry["index"])

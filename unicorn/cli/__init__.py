@@ -8,7 +8,7 @@ import sys
 
 from modality_transfer.errors import InputError
 
-from . import gap_cli, run_cli, text_cli, world_cli
+from . import gap, run, text, world
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unicorn", description="Text-only synthesis of vision-language training data."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    gap_cli.add_commands(commands)
-    world_cli.add_commands(commands)
-    text_cli.add_commands(commands)
-    run_cli.add_commands(commands)
+    gap.add_commands(commands)
+    world.add_commands(commands)
+    text.add_commands(commands)
+    run.add_commands(commands)
     return parser
 
 
@@ -37,7 +37,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("unicorn: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

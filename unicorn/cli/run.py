@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def add_commands(commands) -> None:
@@ -14,6 +14,10 @@ def add_commands(commands) -> None:
     run.add_argument("--out", default="runs/default", help="output folder")
     run.add_argument("--restart", action="store_true", help="discard the run in --out and start over")
     run.add_argument("--no-report", action="store_true")
+    run.add_argument(
+        "--engine", default="local", help="local (this process) or ray (Ray Data; pip install -e '.[ray]')"
+    )
+    run.add_argument("--address", help="with --engine ray: join the Ray cluster at this address (or set RAY_ADDRESS)")
     run.set_defaults(run=_run)
 
     val = commands.add_parser("validate", help="check a run folder: shards, checksums, alignment, norms, format")
@@ -34,14 +38,21 @@ def add_commands(commands) -> None:
 
 
 def _run(args) -> int:
-    from .pipeline.config import load_config
-    from .pipeline.report import write_report
-    from .pipeline.run import run_pipeline
+    from ..pipeline.config import load_config
+    from ..pipeline.report import write_report
+    from ..pipeline.run import run_pipeline
 
     config = load_config(args.config)
-    manifest = run_pipeline(config, args.out, restart=args.restart, log=lambda m: print(m, file=sys.stderr))
+    manifest = run_pipeline(
+        config,
+        args.out,
+        engine=args.engine,
+        address=args.address,
+        restart=args.restart,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     if not args.no_report:
-        from .encoders import create_encoder
+        from ..encoders import create_encoder
 
         encoder = create_encoder(config.embed.encoder)
         path = write_report(args.out, encoder=encoder if encoder.has_image else None)
@@ -52,7 +63,7 @@ def _run(args) -> int:
 
 
 def _validate(args) -> int:
-    from .pipeline.validate import validate_run
+    from ..pipeline.validate import validate_run
 
     result = validate_run(args.dir)
     print(json.dumps(result, indent=1))
@@ -62,14 +73,14 @@ def _validate(args) -> int:
 
 
 def _index(args) -> int:
-    from .exports import build_index
+    from ..exports import build_index
 
     print(json.dumps(build_index(args.dir, args.out)))
     return 0
 
 
 def _export(args) -> int:
-    from .exports import export_hf, export_llava
+    from ..exports import export_hf, export_llava
 
     if args.format == "llava":
         print(json.dumps(export_llava(args.dir, args.out)))

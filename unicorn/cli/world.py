@@ -9,7 +9,7 @@ from pathlib import Path
 from modality_transfer import list_projectors
 from modality_transfer.io import write_json, write_jsonl
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def add_commands(commands) -> None:
@@ -60,8 +60,8 @@ def _threads(n: int) -> None:
 
 
 def _train(args) -> int:
-    from .world import clip
-    from .world.train import TrainConfig, train_clip
+    from ..world import clip
+    from ..world.train import TrainConfig, train_clip
 
     _threads(args.threads)
     overrides = {k: v for k, v in (("scenes", args.scenes), ("epochs", args.epochs)) if v is not None}
@@ -77,8 +77,8 @@ def _train(args) -> int:
 
 
 def _bench(args) -> int:
-    from .encoders import create_encoder
-    from .world.bench import BenchConfig, default_projectors, format_table, world_bench
+    from ..encoders import create_encoder
+    from ..world.bench import BenchConfig, default_projectors, format_table, world_bench
 
     _threads(args.threads)
     projectors = tuple(p.strip() for p in args.projectors.split(",")) if args.projectors else default_projectors()
@@ -101,7 +101,7 @@ def _bench(args) -> int:
 
 
 def _sample(args) -> int:
-    from .world import captions, render, sample_scenes
+    from ..world import captions, render, sample_scenes
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
@@ -128,9 +128,9 @@ def _sample(args) -> int:
 def _pairs(args) -> int:
     import numpy as np
 
-    from .encoders import create_encoder
-    from .world.bench import FIT_START, embed_scenes
-    from .world.scene import sample_scenes
+    from ..encoders import create_encoder
+    from ..world.bench import FIT_START, embed_scenes
+    from ..world.scene import sample_scenes
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")

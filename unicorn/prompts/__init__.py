@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+PROMPTS = Path(__file__).resolve().parent
 
 
 def load_text(name_or_path: str | Path, *, fields: tuple[str, ...] = ()) -> str:

@@ -1,0 +1,199 @@
+"""The `ray` engine: the same steps on Ray Data, from one laptop to a cluster.
+
+    seeds -> one dataset row per shard -> map_batches(captions actors) -> dedup on the driver, in shard order
+          -> map_batches(instruct actors) -> map_batches(embed actors) -> map_batches(write tasks) -> manifest
+
+A dataset row carries one shard's column batch (`pack`/`unpack`: JSON for text columns, .npy bytes for arrays),
+and each actor calls its step on exactly that batch, so the rows equal the local engine's whatever the number of
+actors or blocks. Steps that hold a model run in actor pools sized by the config's `ray` section. Dedup must see
+every shard in order, so it runs on the driver between the two halves (a barrier: caption text only). Shard files
+are written by workers (each under a temporary name), and only the driver writes the manifest, so a driver killed
+at any point leaves complete shards or none; a multi-node run needs `--out` on a file system every node mounts.
+
+Request cache: each LLM actor writes its own SQLite file under `OUT/cache/` and reads every file there (and the
+local engine's `OUT/cache.sqlite`), so no reply is paid for twice across actors, nodes, resumes or engines.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+
+import numpy as np
+
+from ..errors import InputError
+from ..pipeline.shard import finish_shard
+from ..steps import ORDER, Columns, Runtime, StepRun, build_step, run_step, seed_columns
+
+
+def pack(batch: Columns) -> dict:
+    """One shard's column batch as a Ray row: text columns as JSON, arrays as .npy bytes (exact, no pickle)."""
+    row = {"columns": json.dumps({k: v for k, v in batch.items() if not isinstance(v, np.ndarray)})}
+    arrays = {k: v for k, v in batch.items() if isinstance(v, np.ndarray)}
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        row[f"npy_{name}"] = buffer.getvalue()
+    return row
+
+
+def unpack(row: dict) -> Columns:
+    batch = json.loads(row["columns"])
+    for key, value in row.items():
+        if key.startswith("npy_"):
+            batch[key[4:]] = np.load(io.BytesIO(bytes(value)), allow_pickle=False)
+    return batch
+
+
+def _rows(batch: dict) -> list[dict]:
+    """Ray hands a batch as columns; the rows of it, one shard each."""
+    n = len(batch["index"])
+    return [{k: v[i] for k, v in batch.items()} for i in range(n)]
+
+
+def _columns(rows: list[dict]) -> dict:
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
+
+class StepActor:
+    """A Ray actor that builds one step from plain config and calls it on each shard it is given."""
+
+    def __init__(self, name: str, config, runtime: Runtime) -> None:
+        self.name = name
+        self.step = build_step(name, config, runtime)
+
+    def __call__(self, batch: dict) -> dict:
+        out = []
+        for row in _rows(batch):
+            columns, run = run_step(self.step, unpack(row))
+            runs = json.loads(row["runs"])
+            runs[self.name] = {"seconds": run.seconds, "counters": run.counters}
+            out.append({"index": row["index"], "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
+        return _columns(out)
+
+
+def write_shards(batch: dict, root: str) -> dict:
+    """A Ray task: finish and write each shard of the batch; returns its manifest entry for the driver."""
+    from ..pipeline.storage import RunFolder
+
+    folder = RunFolder(root)
+    entries = []
+    for row in _rows(batch):
+        runs = {k: StepRun(v["seconds"], v["counters"]) for k, v in json.loads(row["runs"]).items()}
+        result = finish_shard(int(row["index"]), int(row["seeds"]), unpack(row), runs)
+        entries.append(
+            {"index": int(row["index"]), "seeds": int(row["seeds"]), "entry": json.dumps(folder.write_shard(result))}
+        )
+    return _columns(entries)
+
+
+def _reachable(address: str) -> None:
+    """Refuse an unreachable cluster address in seconds, not after ray.init's long retry loop."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError):
+        raise InputError(f"no Ray cluster answers at {address} (is `ray start --head` running there?)") from None
+
+
+class RayEngine:
+    def __init__(self, config, *, address: str | None = None, progress: bool = True) -> None:
+        try:
+            import ray
+            import ray.data  # noqa: F401
+        except ImportError:
+            raise InputError("the ray engine needs Ray Data: pip install -e '.[ray]'") from None
+        self.ray, self.config, self.progress = ray, config, progress
+        address = address or os.environ.get("RAY_ADDRESS")
+        self.started_here = False
+        if ray.is_initialized():
+            if address:
+                current = ray.get_runtime_context().gcs_address
+                if address not in ("auto", current):
+                    raise InputError(
+                        f"this process is already connected to the Ray cluster at {current}, not {address}"
+                    )
+        else:
+            if address:
+                _reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise InputError(f"cannot start or join Ray ({address or 'local'}): {str(e).splitlines()[0]}") from None
+            self.started_here = True
+        self._check_resources()
+
+    def _check_resources(self) -> None:
+        have = self.ray.cluster_resources()
+        for name in ORDER:
+            actor = getattr(self.config.ray, name)
+            if actor.num_gpus > have.get("GPU", 0):
+                raise InputError(
+                    f"ray.{name}.num_gpus is {actor.num_gpus} but the cluster has {have.get('GPU', 0):g} GPUs"
+                )
+            if actor.num_cpus > have.get("CPU", 0):
+                raise InputError(
+                    f"ray.{name}.num_cpus is {actor.num_cpus} but the cluster has {have.get('CPU', 0):g} CPUs"
+                )
+
+    def _map(self, ds, name: str, root):
+        actor = getattr(self.config.ray, name)
+        # Each actor writes its own cache file (hostname and pid in the name) and reads all the others.
+        runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)))
+        return ds.map_batches(
+            StepActor,
+            fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime},
+            batch_size=1,
+            batch_format="default",
+            concurrency=actor.concurrency,
+            num_cpus=actor.num_cpus,
+            num_gpus=actor.num_gpus,
+        )
+
+    def run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
+        import ray.data
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the run's own bar counts seeds; Ray's per-operator bars would bury it
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx.execution_options.preserve_order = True  # not needed for correctness (rows carry their index)
+        todo = [i for i in range(len(shards)) if i not in done]
+        if not todo:
+            return
+        root = folder.root.resolve()
+        items = [{"index": i, "seeds": len(shards[i]), "runs": "{}", **pack(seed_columns(shards[i]))} for i in todo]
+        first = self._map(ray.data.from_items(items, override_num_blocks=len(items)), "captions", root)
+        captioned = {int(row["index"]): row for row in first.iter_rows()}
+
+        dedup = build_step("dedup", self.config)  # ordered: the driver applies it shard by shard
+        try:
+            for index in sorted(done):
+                dedup.remember(folder.read_shard(index)[0]["caption"])
+            deduped = []
+            for index in todo:
+                row = dict(captioned.pop(index))
+                columns, run = run_step(dedup, unpack(row))
+                runs = json.loads(row["runs"])
+                runs["dedup"] = {"seconds": run.seconds, "counters": run.counters}
+                deduped.append({"index": index, "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
+        finally:
+            dedup.close()
+
+        ds = ray.data.from_items(deduped, override_num_blocks=len(deduped))
+        for name in ORDER[ORDER.index("dedup") + 1 :]:
+            ds = self._map(ds, name, root)
+        # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
+        ds = ds.map_batches(
+            write_shards, fn_kwargs={"root": str(root)}, batch_size=1, batch_format="default", num_cpus=0
+        )
+        for row in ds.iter_rows():
+            record(json.loads(row["entry"]), int(row["seeds"]))
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()

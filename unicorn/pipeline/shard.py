@@ -1,0 +1,71 @@
+"""`ShardResult`: what the steps made of one shard of seeds, as the storage writes it and the manifest counts it.
+
+Built from the last step's column batch by `finish_shard`, the same for every engine: kept rows become metadata
+and embeddings, their conversations the instruction rows, and every rejected row a count under its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..captions.filters import FUNNEL
+from ..steps import Columns, StepRun, alive
+
+METADATA = ("id", "seed_id", "caption", "provenance", "persona", "faithfulness", "scene")
+DEDUP = {"exact_duplicate": "dedup_exact", "semantic_duplicate": "dedup_semantic"}
+
+
+@dataclass
+class ShardResult:
+    index: int
+    metadata: dict[str, list]  # METADATA columns of the kept rows
+    text_emb: np.ndarray  # (rows, dim) float32, L2-normalised
+    image_emb: np.ndarray  # (rows, dim) float32, L2-normalised: the synthetic image embeddings
+    instructions: list[dict]  # LLaVA rows whose `image` is a row id
+    stats: dict[str, int]
+    rejects: list[dict] = field(default_factory=list)  # examples, with their reasons
+    seconds: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.metadata["id"])
+
+
+def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun]) -> ShardResult:
+    """The ShardResult of a shard of `seeds` seed rows whose last step returned `batch`."""
+    live = alive(batch)
+    stats: Counter = Counter(seeds=seeds)
+    stats["variants"] = sum(p != "seed" for p in batch["provenance"])
+    filters = Counter(r for r in batch["reject"] if r in FUNNEL)
+    stats.update({f"filter_{name}": filters[name] for name in FUNNEL})
+    stats["filter_passed"] = sum(r is None or r in DEDUP for r, p in zip(batch["reject"], batch["provenance"],
+                                                                          strict=True) if p != "seed")  # fmt: skip
+    for reason, key in DEDUP.items():
+        stats[key] = sum(r == reason for r in batch["reject"])
+    instructions = [c for i in live for c in json.loads(batch["conversations"][i])]
+    failed = [r for i in live for r in json.loads(batch["conversation_rejects"][i])]
+    stats.update(rows=len(live), instructions=len(instructions), instruction_rejects=len(failed))
+    examples = [
+        {"id": batch["id"][i], "stage": "captions", "reason": batch["reject"][i], "caption": batch["caption"][i]}
+        for i in range(len(batch["id"]))
+        if batch["reject"][i] is not None
+    ]
+    counters: Counter = Counter()
+    for run in runs.values():
+        counters.update(run.counters)
+    return ShardResult(
+        index=index,
+        metadata={name: [batch[name][i] for i in live] for name in METADATA},
+        text_emb=np.asarray(batch["text_emb"])[live],
+        image_emb=np.asarray(batch["image_emb"])[live],
+        instructions=instructions,
+        stats=dict(stats),
+        rejects=(failed + examples)[:20],
+        seconds={name: run.seconds for name, run in runs.items()},
+        counters=dict(counters),
+    )

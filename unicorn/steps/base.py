@@ -1,0 +1,128 @@
+"""A step: one stage of the pipeline, built from plain config, mapping a column batch to a column batch.
+
+The shape is Ray Data's `map_batches`: `dict[str, list | np.ndarray]` in, the same out, one entry per row.
+Rows a step rejects stay in the batch with the reason in the `reject` column, so no side channel carries
+them and every later step simply passes them through. A step keeps no state across batches unless it says
+so (`ordered = True`, as dedup does): such a step must see every batch, in shard order, and its state is
+explicit, so a resumed run can rebuild it.
+
+The local engine and the Ray engine call the very same steps, on the very same batches (one batch = one
+shard of seeds), which is what makes their output identical.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+
+Columns = dict[str, Any]  # column name -> list or np.ndarray, all of one length
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a step runs, never what it writes: none of this enters the config's checksum.
+
+    run_dir: the run folder whose request cache the step's LLM uses (None: no cache). per_process: write this
+    process's own cache file, `cache/<host>-<pid>.sqlite`, instead of the run's `cache.sqlite`, so that many
+    workers never write one SQLite file (which a network file system would not lock safely); every file is read.
+    threads: CPU threads for an in-process model.
+    """
+
+    run_dir: str | None = None
+    per_process: bool = False
+    threads: int | None = None
+
+    def request_cache(self):
+        if self.run_dir is None:
+            return None
+        import glob
+        import os
+        import socket
+
+        from ..llm import RequestCache
+
+        main = os.path.join(self.run_dir, "cache.sqlite")
+        mine = os.path.join(self.run_dir, "cache", f"{socket.gethostname()}-{os.getpid()}.sqlite")
+        others = sorted(glob.glob(os.path.join(self.run_dir, "cache", "*.sqlite")))
+        return RequestCache(mine if self.per_process else main, read_also=[main, *others])
+
+
+NO_RUNTIME = Runtime()  # no request cache, default threads
+
+
+def num_rows(batch: Columns) -> int:
+    lengths = {len(v) for v in batch.values()}
+    if len(lengths) > 1:
+        raise InputError(f"column batch has columns of different lengths: { {k: len(v) for k, v in batch.items()} }")
+    return lengths.pop() if lengths else 0
+
+
+def alive(batch: Columns) -> list[int]:
+    """Positions of the rows no step has rejected."""
+    return [i for i, r in enumerate(batch.get("reject", [None] * num_rows(batch))) if r is None]
+
+
+def take(batch: Columns, positions: list[int]) -> Columns:
+    return {k: (v[positions] if isinstance(v, np.ndarray) else [v[i] for i in positions]) for k, v in batch.items()}
+
+
+def rows_to_columns(rows: list[dict], columns: tuple[str, ...]) -> Columns:
+    return {c: [r.get(c) for r in rows] for c in columns}
+
+
+def columns_to_rows(batch: Columns) -> list[dict]:
+    n = num_rows(batch)
+    return [{k: (v[i] if not isinstance(v, np.ndarray) else v[i]) for k, v in batch.items()} for i in range(n)]
+
+
+class Step:
+    """Base class: subclasses set `name`, build their models in `__init__` and implement `__call__`."""
+
+    name: ClassVar[str]
+    ordered: ClassVar[bool] = False  # True: sees every batch in shard order, with explicit state (dedup)
+    holds_model: ClassVar[bool] = True  # False: cheap to build, runs as plain tasks under Ray
+
+    def __call__(self, batch: Columns) -> Columns:
+        raise NotImplementedError
+
+    def counters(self) -> dict[str, float]:
+        """Running totals worth reporting (LLM requests, cache hits, tokens, seconds in the model)."""
+        return {}
+
+    def close(self) -> None:
+        """Release models, connections and files."""
+
+
+@dataclass
+class StepRun:
+    """What one call of a step cost: wall seconds and the change in its counters."""
+
+    seconds: float
+    counters: dict[str, float] = field(default_factory=dict)
+
+
+def run_step(step: Step, batch: Columns) -> tuple[Columns, StepRun]:
+    """Call `step` on `batch`, timing it and diffing its counters; every engine calls steps through this."""
+    before = step.counters()
+    start = time.perf_counter()
+    out = step(batch)
+    seconds = time.perf_counter() - start
+    after = step.counters()
+    return out, StepRun(seconds, {k: after[k] - before.get(k, 0) for k in after})
+
+
+def llm_counters(llm) -> dict[str, float]:
+    if llm is None:
+        return {}
+    u = llm.usage
+    return {
+        "llm_requests": u.requests,
+        "llm_cache_hits": u.cache_hits,
+        "llm_completion_tokens": u.completion_tokens,
+        "llm_seconds": u.seconds,
+    }

@@ -1,0 +1,109 @@
+"""The `captions` step: each seed row, plus k LLM variants of it written in a persona's voice, through the
+counted filter funnel (length, non-text, repetition, language, faithfulness, optional photograph judge)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..captions.diversify import diversify
+from ..captions.filters import FilterConfig, apply_filters
+from ..errors import InputError
+from ..prompts import load_lines, load_text
+from .base import NO_RUNTIME, Columns, Runtime, Step, llm_counters
+
+SEED_COLUMNS = ("id", "text", "scene")
+ROW_COLUMNS = ("id", "seed_id", "seed", "caption", "provenance", "persona", "faithfulness", "scene", "reject")
+
+
+@dataclass(frozen=True)
+class CaptionsConfig:
+    llm: str = "llamacpp:default"
+    k: int = 2  # LLM variants per seed
+    max_tokens: int = 96
+    temperature: float = 0.9
+    include_seeds: bool = True  # keep each seed caption as a row beside its variants
+    min_faithfulness: float = 0.5  # cosine of variant and seed under filter_encoder
+    judge: bool = False  # also ask the LLM whether each variant could caption a photograph
+    filter_encoder: str = "st:default"
+    prompt: str = "caption"
+    personas: str = "personas"
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise InputError(f"captions.k must be >= 0, got {self.k}")
+        if self.max_tokens < 1:
+            raise InputError(f"captions.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.k == 0 and not self.include_seeds:
+            raise InputError("config makes no rows: captions.k is 0 and captions.include_seeds is false")
+
+
+def seed_columns(seeds: list[dict]) -> Columns:
+    """Seed rows from `read_seeds` as the step's input batch (scenes as JSON text, so any engine carries them)."""
+    return {
+        "id": [s["id"] for s in seeds],
+        "text": [s["text"] for s in seeds],
+        "scene": [json.dumps(s["scene"], sort_keys=True) if s.get("scene") else None for s in seeds],
+    }
+
+
+class CaptionsStep(Step):
+    name = "captions"
+
+    def __init__(self, config: CaptionsConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
+        from ..encoders import create_encoder
+        from ..llm import create_llm
+
+        self.config, self.seed = config, seed
+        self.template = load_text(config.prompt, fields=("seed", "persona"))
+        self.personas = load_lines(config.personas)
+        self.filters = FilterConfig(min_faithfulness=config.min_faithfulness, judge=config.judge)
+        self.llm = create_llm(config.llm, **llm_options(config.llm, runtime)) if config.k else None
+        self.encoder = create_encoder(config.filter_encoder) if config.k else None
+
+    def __call__(self, batch: Columns) -> Columns:
+        c = self.config
+        out: Columns = {name: [] for name in ROW_COLUMNS}
+
+        def add(**row) -> None:
+            for name in ROW_COLUMNS:
+                out[name].append(row[name])
+
+        scenes = dict(zip(batch["id"], batch["scene"], strict=True))
+        if c.include_seeds:
+            for sid, text in zip(batch["id"], batch["text"], strict=True):
+                add(id=f"{sid}#seed", seed_id=sid, seed=text, caption=text, provenance="seed", persona=None,
+                    faithfulness=1.0, scene=scenes[sid], reject=None)  # fmt: skip
+        if c.k and batch["id"]:
+            variants = diversify(
+                {"id": batch["id"], "text": batch["text"]},
+                self.llm,
+                k=c.k,
+                template=self.template,
+                personas=self.personas,
+                seed=self.seed,
+                max_tokens=c.max_tokens,
+                temperature=c.temperature,
+            )
+            scored = apply_filters(variants, self.filters, encoder=self.encoder, judge=self.llm)
+            for i in range(len(scored["id"])):
+                add(id=scored["id"][i], seed_id=scored["seed_id"][i], seed=scored["seed"][i],
+                    caption=scored["caption"][i], provenance=f"llm:{self.llm.spec}", persona=scored["persona"][i],
+                    faithfulness=scored["faithfulness"][i], scene=scenes[scored["seed_id"][i]],
+                    reject=scored["reject"][i])  # fmt: skip
+        return out
+
+    def counters(self) -> dict[str, float]:
+        return llm_counters(self.llm)
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+
+
+def llm_options(spec: str, runtime: Runtime) -> dict:
+    """create_llm keyword arguments for this runtime: the cache files, and threads for an in-process model."""
+    options: dict = {"cache": runtime.request_cache()}
+    if spec.startswith("llamacpp") and runtime.threads:
+        options["threads"] = runtime.threads
+    return options

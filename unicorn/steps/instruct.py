@@ -1,0 +1,105 @@
+"""The `instruct` step: multi-turn instruction data for each kept caption row. LLM-free programs ask exact
+questions of a row's scene graph (ProVision-style); an LLM writes a conversation from the caption for a seeded
+share of rows. Each row gets `conversations` (LLaVA rows, JSON) and `conversation_rejects` (JSON, with reasons).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..hashing import stable_int
+from ..instruct.from_programs import program_conversations
+from ..instruct.writer import write_conversations
+from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_counters
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    llm: str = "llamacpp:default"
+    programs: bool = True  # exact QA from scene graphs where a row has one
+    turns: int = 4  # turns per programmatic conversation
+    llm_share: float = 0.25  # share of rows that also get an LLM-written conversation (chosen by a seeded hash)
+    min_turns: int = 3
+    max_turns: int = 5
+    max_tokens: int = 320
+    repairs: int = 1  # repair-and-retry rounds for a reply that fails the schema
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.llm_share <= 1:
+            raise InputError(f"instruct.llm_share must be in [0, 1], got {self.llm_share}")
+        if self.turns < 1:
+            raise InputError(f"instruct.turns must be >= 1, got {self.turns}")
+        if not 1 <= self.min_turns <= self.max_turns:
+            raise InputError(
+                f"need 1 <= instruct.min_turns <= instruct.max_turns, got {self.min_turns}, {self.max_turns}"
+            )
+        if self.repairs < 0:
+            raise InputError(f"instruct.repairs must be >= 0, got {self.repairs}")
+
+
+def chosen_for_llm(row_id: str, seed: int, share: float) -> bool:
+    """Whether a row gets an LLM-written conversation: a seeded hash of its id, so any batching agrees."""
+    return stable_int(seed, row_id, "llm") % 10_000 < share * 10_000
+
+
+def context_row(row_id: str, scene: str) -> dict:
+    """The `scene` column holds a row's symbolic context as JSON: a world scene graph, or `{"instances": [...]}`
+    (COCO-style category + box), which the programs read as a scene or as instances."""
+    context = json.loads(scene)
+    if isinstance(context, dict) and set(context) == {"instances"}:
+        return {"id": row_id, "instances": context["instances"]}
+    return {"id": row_id, "scene": context}
+
+
+class InstructStep(Step):
+    name = "instruct"
+
+    def __init__(self, config: InstructConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
+        from ..llm import create_llm
+        from .captions import llm_options
+
+        self.config, self.seed = config, seed
+        self.llm = create_llm(config.llm, **llm_options(config.llm, runtime)) if config.llm_share > 0 else None
+
+    def __call__(self, batch: Columns) -> Columns:
+        c = self.config
+        live = alive(batch)
+        made: dict[str, list[dict]] = {batch["id"][i]: [] for i in live}
+        failed: dict[str, list[dict]] = {batch["id"][i]: [] for i in live}
+        if c.programs:
+            rows = [context_row(batch["id"][i], batch["scene"][i]) for i in live if batch["scene"][i]]
+            convs, rejects = program_conversations(rows, seed=self.seed, turns=c.turns)
+            for conv in convs:
+                made[conv["id"]].append({**conv, "id": f"{conv['id']}#programs", "image": conv["id"]})
+            for r in rejects:
+                failed[r["id"]].append({**r, "source": "programs"})
+        chosen = [i for i in live if chosen_for_llm(batch["id"][i], self.seed, c.llm_share)]
+        if chosen and self.llm is not None:
+            convs, rejects = write_conversations(
+                {"id": [batch["id"][i] for i in chosen], "caption": [batch["caption"][i] for i in chosen]},
+                self.llm,
+                seed=self.seed,
+                min_turns=c.min_turns,
+                max_turns=c.max_turns,
+                repairs=c.repairs,
+                max_tokens=c.max_tokens,
+            )
+            for conv in convs:
+                made[conv["id"]].append({**conv, "id": f"{conv['id']}#llm", "image": conv["id"]})
+            for r in rejects:
+                failed[r["id"]].append({**r, "source": "llm"})
+        ids = batch["id"]
+        return {
+            **batch,
+            "conversations": [json.dumps(made.get(i, []), ensure_ascii=False) for i in ids],
+            "conversation_rejects": [json.dumps(failed.get(i, []), ensure_ascii=False) for i in ids],
+        }
+
+    def counters(self) -> dict[str, float]:
+        return llm_counters(self.llm)
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
