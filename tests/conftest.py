@@ -54,3 +54,15 @@ def openai_stub(reply):
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     finally:
         httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray instance for the test session (2 CPUs), shut down at the end even when tests fail."""
+    ray = pytest.importorskip("ray", reason="ray[data] is not installed (pip install -e '.[ray]')")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
