@@ -144,7 +144,7 @@ class RayEngine:
     def _map(self, ds, name: str, root):
         actor = getattr(self.config.ray, name)
         # Each actor writes its own cache file (hostname and pid in the name) and reads all the others.
-        runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)))
+        runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)), gpus=actor.num_gpus)
         return ds.map_batches(
             StepActor,
             fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime},

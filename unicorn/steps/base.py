@@ -30,12 +30,13 @@ class Runtime:
     run_dir: the run folder whose request cache the step's LLM uses (None: no cache). per_process: write this
     process's own cache file, `cache/<host>-<pid>.sqlite`, instead of the run's `cache.sqlite`, so that many
     workers never write one SQLite file (which a network file system would not lock safely); every file is read.
-    threads: CPU threads for an in-process model.
+    threads: CPU threads for an in-process model; gpus: GPUs this worker holds (vLLM's tensor parallelism).
     """
 
     run_dir: str | None = None
     per_process: bool = False
     threads: int | None = None
+    gpus: float = 0
 
     def request_cache(self):
         if self.run_dir is None:

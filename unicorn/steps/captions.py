@@ -106,4 +106,6 @@ def llm_options(spec: str, runtime: Runtime) -> dict:
     options: dict = {"cache": runtime.request_cache()}
     if spec.startswith("llamacpp") and runtime.threads:
         options["threads"] = runtime.threads
+    if spec.startswith("vllm") and runtime.gpus > 1:
+        options["tensor_parallel_size"] = int(runtime.gpus)  # one engine spans the actor's GPUs
     return options
