@@ -3,6 +3,7 @@ prompts, and the installed `unicorn` finds them from any folder. Installed into 
 borrows this environment's dependencies (--system-site-packages), so only the project itself is copied."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_regular_install_finds_the_shipped_files(tmp_path):
+    source = tmp_path / "source"  # a copy, so pip's in-tree build leaves the checkout alone
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-2000:]

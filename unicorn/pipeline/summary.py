@@ -1,0 +1,109 @@
+"""The numbers of a run's report, apart from their rendering: counts through every stage and filter, seconds per
+step, diversity, the gap against real images (world scenes rendered and embedded, where the encoder has an image
+tower and rows carry scenes), and sample rows. `report.py` turns a RunSummary into plots and pages."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
+
+from ..captions.diversity import diversity
+from .storage import RunFolder, iter_shards
+
+MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
+STAGES = ("captions", "dedup", "instruct", "embed", "write")
+
+
+@dataclass
+class RunSummary:
+    shards: int
+    rows: int
+    rows_per_second: float
+    counts: list[tuple[str, int]]
+    seconds: list[tuple[str, float, str]]  # (step, seconds, share of wall)
+    diversity: dict[str, dict]
+    gap: dict[str, dict]  # embedding -> {cos_paired, centroid_gap, r1} against real images
+    samples: list[tuple[str, str, str, str]]  # (id, provenance, caption, first turn)
+    seed_captions: list[str] = field(default_factory=list)
+    llm_captions: list[str] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # text, synthetic image[, real image]
+
+
+def _real_images(encoder, scenes: list[dict]) -> np.ndarray:
+    from ..world import render  # only for runs whose rows carry world scenes
+    from ..world.scene import SceneGraph
+
+    return encoder.encode_image([render(SceneGraph.from_dict(s)) for s in scenes])
+
+
+def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
+    root = Path(root)
+    manifest = RunFolder(root).read_manifest()
+    shards = list(iter_shards(root))
+    meta = {k: [v for m, *_ in shards for v in m[k]] for k in shards[0][0]} if shards else {}
+    text = np.concatenate([s[1] for s in shards]).astype(np.float32) if shards else np.zeros((0, 2))
+    image = np.concatenate([s[2] for s in shards]).astype(np.float32) if shards else np.zeros((0, 2))
+    conversations = [c for s in shards for c in s[3]]
+
+    totals: Counter = Counter()
+    seconds: Counter = Counter()
+    for entry in manifest["shards"]:
+        totals.update(entry["stats"])
+        seconds.update(entry["seconds"])
+    provenance = meta.get("provenance", [])
+    seed_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p == "seed"]
+    llm_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p != "seed"]
+
+    gap, real = {}, None
+    with_scene = [k for k, s in enumerate(meta.get("scene", [])) if s][:MAX_REAL]
+    if encoder is not None and getattr(encoder, "has_image", False) and with_scene:
+        real = _real_images(encoder, [json.loads(meta["scene"][k]) for k in with_scene])
+        idx = np.arange(len(with_scene))
+        for name, emb in (("raw text", text[with_scene]), ("synthetic", image[with_scene])):
+            gap[name] = {
+                "cos_paired": cos_paired(emb, real),
+                "centroid_gap": centroid_gap(emb, real),
+                "r1": recall_at_k(emb, real, idx, ks=(1,))[1],
+            }
+
+    by_image = {}
+    for c in conversations:
+        by_image.setdefault(c["image"], c)
+    samples = []
+    for k in range(min(8, len(meta.get("id", [])))):
+        conv = by_image.get(meta["id"][k])
+        first = conv["conversations"][:2] if conv else []
+        turn = " / ".join(t["value"].replace("<image>\n", "") for t in first)
+        samples.append((meta["id"][k], meta["provenance"][k], meta["caption"][k], turn))
+
+    counts = [("seeds", totals["seeds"]), ("LLM variants", totals["variants"])]
+    filters = [(k, v) for k, v in totals.items() if k.startswith("filter_") and k != "filter_passed"]
+    counts += [(f"removed by filter: {k[7:]}", v) for k, v in filters]
+    counts += [
+        ("removed as exact duplicates", totals["dedup_exact"]),
+        ("removed as semantic duplicates", totals["dedup_semantic"]),
+        ("rows (captions with embeddings)", totals["rows"]),
+        ("conversations", totals["instructions"]),
+        ("conversation rejects", totals["instruction_rejects"]),
+    ]
+    wall = seconds["total"] or 1e-9
+    embeddings = {"text": text, "synthetic image": image} | ({"real image": real} if real is not None else {})
+    return RunSummary(
+        shards=len(manifest["shards"]),
+        rows=totals["rows"],
+        rows_per_second=totals["rows"] / wall,
+        counts=counts,
+        seconds=[(k, round(seconds[k], 2), f"{100 * seconds[k] / wall:.1f}%") for k in STAGES],
+        diversity={"seed captions": diversity(seed_rows), "LLM captions": diversity(llm_rows)},
+        gap=gap,
+        samples=samples,
+        seed_captions=seed_rows,
+        llm_captions=llm_rows,
+        embeddings=embeddings,
+    )
