@@ -18,24 +18,21 @@ import json
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unicorn.pipeline.config import ActorConfig, load_config  # noqa: E402
 from unicorn.pipeline.run import run_pipeline  # noqa: E402
+from unicorn.pipeline.storage import manifest_totals  # noqa: E402
 
 
 def measure(config, engine: str, tmp: str, name: str) -> dict:
     start = time.perf_counter()
     manifest = run_pipeline(config, f"{tmp}/{name}", engine=engine, progress=False, log=lambda m: None)
     wall = time.perf_counter() - start
-    seconds, counters, rows = Counter(), Counter(), 0
-    for shard in manifest["shards"]:
-        seconds.update(shard["seconds"])
-        counters.update(shard["counters"])
-        rows += shard["rows"]
+    stats, seconds, counters = manifest_totals(manifest)
+    rows = stats["rows"]
     actors = {"captions": config.ray.captions.concurrency, "instruct": config.ray.instruct.concurrency,
               "embed": config.ray.embed.concurrency, "dedup": 1, "write": 1} if engine == "ray" else {}  # fmt: skip
     critical = sum(seconds[k] / actors.get(k, 1) for k in ("captions", "dedup", "instruct", "embed", "write"))

@@ -10,13 +10,13 @@ import argparse
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unicorn.pipeline.config import load_config  # noqa: E402
 from unicorn.pipeline.run import run_pipeline  # noqa: E402
+from unicorn.pipeline.storage import manifest_totals  # noqa: E402
 
 
 def main() -> None:
@@ -30,24 +30,26 @@ def main() -> None:
         start = time.perf_counter()
         manifest = run_pipeline(config, out, restart=True, progress=False, log=lambda m: None)
         wall = time.perf_counter() - start
-    seconds, rows = Counter(), 0
-    for shard in manifest["shards"]:
-        seconds.update(shard["seconds"])
-        rows += shard["rows"]
-    setup = manifest["setup_seconds"]
+    stats, seconds, counters = manifest_totals(manifest)
+    rows = stats["rows"]
     stages = seconds["total"]
-    other = stages - seconds["llm"] - seconds["encoder"]
+    model = {"llm": counters["llm_seconds"], "encoders": counters["encoder_seconds"]}
+    other = stages - sum(model.values())
     print(
         f"{rows} rows, {manifest['seed_file']['kept']} seeds, {len(manifest['shards'])} shards; "
-        f"wall {wall:.1f} s (model loading {setup:.1f} s, stages {stages:.1f} s)"
+        f"wall {wall:.1f} s (steps {stages:.1f} s, the rest is model loading and start-up)"
     )
-    print(f"end-to-end {rows / wall:.3f} rows/s; over the stages alone {rows / stages:.3f} rows/s")
-    for name in ("llm", "encoder", "projector", "write"):
-        print(f"  {name:<10} {seconds[name]:8.2f} s  {100 * seconds[name] / stages:5.1f}%")
+    print(f"end-to-end {rows / wall:.3f} rows/s; over the steps alone {rows / stages:.3f} rows/s")
+    for name in ("captions", "dedup", "instruct", "embed", "write"):
+        print(f"  step {name:<9} {seconds[name]:8.2f} s  {100 * seconds[name] / stages:5.1f}%")
     print(
-        f"  {'rest':<10} {seconds['total'] - sum(seconds[k] for k in ('llm', 'encoder', 'projector', 'write')):8.2f} s"
+        f"  inside the LLM {model['llm']:.2f} s ({100 * model['llm'] / stages:.1f}%), "
+        f"the embed encoder {model['encoders']:.2f} s ({100 * model['encoders'] / stages:.1f}%)"
     )
-    print(f"outside the LLM and the encoders: {100 * other / stages:.1f}% of stage time (target < 10%)")
+    print(
+        f"outside the LLM and the embed encoder: {100 * other / stages:.1f}% of step time (includes the "
+        f"filter/dedup MiniLM)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..seeds import read_seeds
 from .config import RunConfig
-from .storage import RunFolder
+from .storage import RunFolder, manifest_totals
 
 ENGINES = ("local", "ray")
 
@@ -89,9 +88,7 @@ def run_pipeline(
     finally:
         record.bar.close()
         runner.close()
-    counters: Counter = Counter()
-    for entry in manifest["shards"]:
-        counters.update(entry.get("counters", {}))
+    _, _, counters = manifest_totals(manifest)
     manifest.update(
         complete=True,
         engine=engine,

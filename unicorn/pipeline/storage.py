@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,16 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array, dtype=np.float16))
         f.flush()
         os.fsync(f.fileno())
+
+
+def manifest_totals(manifest: dict) -> tuple[Counter, Counter, Counter]:
+    """(stats, seconds, counters) summed over a manifest's shards."""
+    stats, seconds, counters = Counter(), Counter(), Counter()
+    for shard in manifest["shards"]:
+        stats.update(shard.get("stats", {}))
+        seconds.update(shard.get("seconds", {}))
+        counters.update(shard.get("counters", {}))
+    return stats, seconds, counters
 
 
 def iter_shards(root: str | os.PathLike):

@@ -5,7 +5,6 @@ tower and rows carry scenes), and sample rows. `report.py` turns a RunSummary in
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 
 from ..captions.diversity import diversity
-from .storage import RunFolder, iter_shards
+from .storage import RunFolder, iter_shards, manifest_totals
 
 MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
 STAGES = ("captions", "dedup", "instruct", "embed", "write")
@@ -51,11 +50,7 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
     image = np.concatenate([s[2] for s in shards]).astype(np.float32) if shards else np.zeros((0, 2))
     conversations = [c for s in shards for c in s[3]]
 
-    totals: Counter = Counter()
-    seconds: Counter = Counter()
-    for entry in manifest["shards"]:
-        totals.update(entry["stats"])
-        seconds.update(entry["seconds"])
+    totals, seconds, _ = manifest_totals(manifest)
     provenance = meta.get("provenance", [])
     seed_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p == "seed"]
     llm_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p != "seed"]
