@@ -150,7 +150,7 @@ class RayEngine:
             fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime},
             batch_size=1,
             batch_format="default",
-            concurrency=actor.concurrency,
+            compute=self.ray.data.ActorPoolStrategy(size=actor.concurrency),
             num_cpus=actor.num_cpus,
             num_gpus=actor.num_gpus,
         )
