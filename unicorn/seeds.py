@@ -69,18 +69,22 @@ def read_seeds(source: str, *, limit: int | None = None, max_chars: int = MAX_CH
     else:
         path = Path(source)
         if not path.is_file():
-            raise InputError(f"seed file {source} not found")
+            where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+            raise InputError(f"seed file {source} not found{where}")
         {".json": _coco, ".jsonl": _jsonl, ".tsv": _tsv}.get(path.suffix, _text)(reader, path)
     rows = reader.rows[:limit] if limit else reader.rows
     if not rows:
-        raise InputError(f"no usable seeds in {source} ({_describe(reader.stats)})")
+        why = describe_seed_stats(reader.stats) if reader.stats["read"] else "it holds no rows"
+        raise InputError(f"no usable seeds in {source}: {why}")
     stats = dict(reader.stats)
     stats["kept"] = len(rows)
     return rows, stats
 
 
-def _describe(stats) -> str:
-    return ", ".join(f"{k} {v}" for k, v in stats.items() if v)
+def describe_seed_stats(stats) -> str:
+    """`read 4, kept 3, skipped: invalid_utf8 1`, naming only the reasons that occurred."""
+    skipped = ", ".join(f"{k} {stats[k]}" for k in SKIPS if stats.get(k))
+    return f"read {stats.get('read', 0)}, kept {stats.get('kept', 0)}" + (f", skipped: {skipped}" if skipped else "")
 
 
 def _lines(reader: SeedReader, path: Path):

@@ -34,6 +34,9 @@ def add_commands(commands) -> None:
     exp.add_argument("--format", choices=("llava", "hf"), required=True)
     exp.add_argument("--out", required=True)
     exp.add_argument("--push-to-hub", metavar="REPO", help="with --format hf: also push to this hub repo")
+    exp.add_argument(
+        "--drop-caption-only", action="store_true", help="with --format hf: leave out rows without a conversation"
+    )
     exp.set_defaults(run=_export)
 
 
@@ -57,7 +60,10 @@ def _run(args) -> int:
         encoder = create_encoder(config.embed.encoder)
         path = write_report(args.out, encoder=encoder if encoder.has_image else None)
         print(f"report: {path}")
+    from ..seeds import describe_seed_stats
+
     rows = sum(s["rows"] for s in manifest["shards"])
+    print(f"seeds: {describe_seed_stats(manifest['seed_file'])}")
     print(f"{rows} rows in {len(manifest['shards'])} shards at {args.out}")
     return 0
 
@@ -85,7 +91,7 @@ def _export(args) -> int:
     if args.format == "llava":
         print(json.dumps(export_llava(args.dir, args.out)))
         return 0
-    result = export_hf(args.dir, args.out)
+    result = export_hf(args.dir, args.out, caption_only=not args.drop_caption_only)
     if args.push_to_hub:
         import datasets
 

@@ -83,7 +83,7 @@ def _captions(args) -> int:
     from ..pipeline.partial import run_steps
     from ..pipeline.run import plan_shards
     from ..prompts import load_lines, load_text
-    from ..seeds import read_seeds
+    from ..seeds import describe_seed_stats, read_seeds
     from ..steps import columns_to_rows, seed_columns
 
     flags = {
@@ -111,10 +111,7 @@ def _captions(args) -> int:
     write_jsonl(out / "rejected.jsonl", rejected)
     write_json(out / "stats.json", stats)
     (out / "report.md").write_text(caption_report(stats, kept, rejected))
-    print(
-        f"seeds read {seed_stats['read']}, kept {seed_stats['kept']}; skipped: "
-        + ", ".join(f"{k} {v}" for k, v in seed_stats.items() if k not in ("read", "kept"))
-    )
+    print(f"seeds: {describe_seed_stats(seed_stats)}")
     print(format_stats(stats))
     print(f"wrote {out}/captions.jsonl ({len(kept)} rows), rejected.jsonl ({len(rejected)}), stats.json, report.md")
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,14 @@ FORMAT = "unicorn-run"
 VERSION = 1
 MANIFEST = "manifest.json"
 FOLDERS = ("metadata", "text_emb", "image_emb", "instructions")
+# what `unicorn run` writes besides shards (pipeline/report.py); a restart removes these names and nothing else
+REPORT_FILES = (
+    "report.html",
+    "report.md",
+    "report/caption_lengths.png",
+    "report/embeddings_pca.png",
+    "report/gap_metrics.png",
+)
 
 
 def shard_files(index: int) -> dict[str, str]:
@@ -74,21 +81,22 @@ class RunFolder:
         return manifest
 
     def open(self, config: dict, config_sha: str, *, restart: bool) -> dict:
-        """The manifest to continue from: a fresh one, or the existing one if it is this config's run."""
+        """The manifest to continue from: a fresh one, or the existing one if it is this config's run.
+
+        A non-empty folder without a manifest is never touched, `restart` or not. Restarting removes only what the
+        manifest proves is the run's own (its shard files, by name and checksum) and the report files this project
+        writes; a user's file that happens to share a folder name with ours survives."""
         manifest = self.read_manifest()
         if manifest is None and self.root.is_dir() and any(self.root.iterdir()):
-            if not restart:
-                raise InputError(f"output folder {self.root} is not empty and holds no unicorn run; choose another")
+            raise InputError(f"output folder {self.root} is not empty and holds no unicorn run; choose another")
         if manifest is not None and manifest["config_sha256"] != config_sha and not restart:
             raise InputError(
                 f"{self.root} holds a run of a different config; pass --restart to start over, or choose another --out"
             )
-        if restart or manifest is None or manifest["config_sha256"] != config_sha:
-            if manifest is not None or restart:
-                for folder in (*FOLDERS, "report"):
-                    shutil.rmtree(self.root / folder, ignore_errors=True)
-                for name in (MANIFEST, "report.html", "report.md"):
-                    (self.root / name).unlink(missing_ok=True)
+        if manifest is not None and (restart or manifest["config_sha256"] != config_sha):
+            self._remove_run(manifest)
+            manifest = None
+        if manifest is None:
             manifest = {
                 "format": FORMAT,
                 "version": VERSION,
@@ -104,6 +112,21 @@ class RunFolder:
                 raise InputError(f"cannot create {self.root / folder}: {e.strerror}") from None
         self.write_manifest(manifest)
         return manifest
+
+    def _remove_run(self, manifest: dict) -> None:
+        for entry in manifest["shards"]:
+            for rel, sha in entry.get("files", {}).items():
+                path = self.root / rel
+                if path.is_file() and sha256_file(path) == sha:  # ours, unaltered
+                    path.unlink()
+        for rel in REPORT_FILES:
+            (self.root / rel).unlink(missing_ok=True)
+        for folder in (*FOLDERS, "report"):
+            try:
+                (self.root / folder).rmdir()  # only when empty: anything left in it is not ours to delete
+            except OSError:
+                pass
+        self.manifest_path.unlink(missing_ok=True)
 
     def write_manifest(self, manifest: dict) -> None:
         _atomic(self.manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=1)))

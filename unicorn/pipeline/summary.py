@@ -13,6 +13,7 @@ import numpy as np
 from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 
 from ..captions.diversity import diversity
+from ..seeds import SKIPS
 from .storage import RunFolder, iter_shards, manifest_totals
 
 MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
@@ -77,7 +78,10 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
         turn = " / ".join(t["value"].replace("<image>\n", "") for t in first)
         samples.append((meta["id"][k], meta["provenance"][k], meta["caption"][k], turn))
 
-    counts = [("seeds", totals["seeds"]), ("LLM variants", totals["variants"])]
+    seed_file = manifest.get("seed_file", {})
+    counts = [("seed lines read", seed_file.get("read", totals["seeds"]))]
+    counts += [(f"seeds skipped: {k}", seed_file[k]) for k in SKIPS if seed_file.get(k)]
+    counts += [("seeds", totals["seeds"]), ("LLM variants", totals["variants"])]
     filters = [(k, v) for k, v in totals.items() if k.startswith("filter_") and k != "filter_passed"]
     counts += [(f"removed by filter: {k[7:]}", v) for k, v in filters]
     counts += [

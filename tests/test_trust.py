@@ -1,0 +1,92 @@
+"""What a user trusts the tool with: `--restart` removes only what the run's manifest proves is the run's own."""
+
+from pathlib import Path
+
+from tests.test_pipeline import read_run
+from unicorn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("metadata", "text_emb", "image_emb", "instructions", "report")
+FILES = ("report.md", "report.html", "manifest.json.bak", "cache.sqlite.notes")
+
+
+def quick_config(tmp_path) -> Path:
+    """No LLM: seed rows only, programmatic conversations, real encoders; seconds per run."""
+    path = tmp_path / "quick.yaml"
+    path.write_text(
+        f"seeds: {{source: {ROOT / 'seeds' / 'world.jsonl'}, limit: 4}}\ncaptions: {{k: 0}}\n"
+        f"instruct: {{llm_share: 0.0}}\nembed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}}}\n"
+        "shard_size: 2\n"
+    )
+    return path
+
+
+def plant(root: Path) -> dict[Path, str]:
+    """A user's own files under every name the run uses, inside and beside its folders."""
+    planted = {}
+    for name in NAMES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        planted[root / name / "final_report.docx"] = f"the user's {name} notes"
+        planted[root / name / "00000.parquet.mine"] = "not a shard"
+    for name in FILES:
+        planted[root / name] = f"the user's {name}"
+    for path, text in planted.items():
+        path.write_text(text)
+    return planted
+
+
+def test_restart_never_deletes_a_folder_that_is_not_a_run(tmp_path, capsys):
+    out = tmp_path / "mine"
+    planted = plant(out)
+    assert main(["run", str(quick_config(tmp_path)), "--out", str(out), "--restart"]) == 2
+    assert "holds no unicorn run" in capsys.readouterr().err
+    assert all(path.read_text() == text for path, text in planted.items())
+
+
+def test_restart_removes_only_the_runs_own_files(tmp_path):
+    config = quick_config(tmp_path)
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    first = read_run(out)
+    user = {
+        out / "report" / "final_report.docx": "precious",
+        out / "metadata" / "notes.txt": "mine",
+        out / "thesis.tex": "mine too",
+    }
+    for path, text in user.items():
+        path.write_text(text)
+    assert main(["run", str(config), "--out", str(out), "--restart"]) == 0
+    assert all(path.read_text() == text for path, text in user.items())
+    assert read_run(out) == first  # the same config writes the same rows again
+
+
+def test_exports_refuse_an_altered_run_and_leave_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(quick_config(tmp_path)), "--out", str(out), "--no-report"]) == 0
+    text = (out / "instructions" / "00001.jsonl").read_text()
+    (out / "instructions" / "00001.jsonl").write_text(text.replace("shape", "shaep"))
+    capsys.readouterr()  # the run's own progress lines
+    for fmt in ("llava", "hf"):
+        assert main(["export", str(out), "--format", fmt, "--out", str(tmp_path / fmt)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "does not match its checksum" in err and "unicorn validate" in err
+        assert not (tmp_path / fmt).exists() and not list(tmp_path.glob(f".{fmt}.*"))
+
+
+def test_hf_export_is_typed_and_loads_without_conversations(tmp_path):
+    import datasets
+
+    config = quick_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("instruct: {llm_share: 0.0}", "instruct: {llm_share: 0.0, programs: false}")
+    )
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--no-report"]) == 0
+    assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+    ds = datasets.load_from_disk(str(tmp_path / "hf" / "dataset"))
+    assert len(ds) == 4 and all(row["conversations"] == [] for row in ds)  # caption-only pretraining rows
+    assert ds.features["embedding"].length == 256 and ds.features["embedding"].feature.dtype == "float32"
+    assert ds.features["conversations"].feature["from"].dtype == "string"
+    assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf2"), "--drop-caption-only"]) == 0
+    assert len(datasets.load_from_disk(str(tmp_path / "hf2" / "dataset"))) == 0
+    assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")]) == 2  # not over an export
