@@ -1,9 +1,14 @@
 """What a user trusts the tool with: `--restart` removes only what the run's manifest proves is the run's own."""
 
+import json
 from pathlib import Path
+
+import pytest
 
 from tests.test_pipeline import read_run
 from unicorn.cli import main
+from unicorn.errors import InputError
+from unicorn.llm import Completion, RequestCache
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("metadata", "text_emb", "image_emb", "instructions", "report")
@@ -90,3 +95,35 @@ def test_hf_export_is_typed_and_loads_without_conversations(tmp_path):
     assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf2"), "--drop-caption-only"]) == 0
     assert len(datasets.load_from_disk(str(tmp_path / "hf2" / "dataset"))) == 0
     assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")]) == 2  # not over an export
+
+
+def test_resume_detects_a_truncated_shard_and_an_edited_manifest(tmp_path, capsys):
+    config, out = quick_config(tmp_path), tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--no-report"]) == 0
+    shard = out / "metadata" / "00001.parquet"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(out), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "shard 1: metadata/00001.parquet is missing or does not match its checksum" in err
+    assert shard.read_bytes() == data[: len(data) // 2]  # nothing re-used, nothing overwritten
+    shard.write_bytes(data)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][0]["rows"] += 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["run", str(config), "--out", str(out), "--no-report"]) == 2
+    assert "was edited after the run wrote it" in capsys.readouterr().err
+
+
+def test_a_corrupt_or_truncated_request_cache_is_one_clear_error(tmp_path):
+    good = tmp_path / "cache.sqlite"
+    cache = RequestCache(good)
+    for k in range(200):
+        cache.put(f"key{k}", Completion("a reply " * 20))
+    cache.close()
+    data = good.read_bytes()
+    for name, content in (("garbage.sqlite", b"not a database at all" * 100), ("half.sqlite", data[: len(data) // 2])):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(InputError, match="is corrupt .*move it away and run again"):
+            RequestCache(tmp_path / name).get_many(["key1"])

@@ -42,8 +42,14 @@ class RequestCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
             self._db.commit()
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
         except sqlite3.DatabaseError as e:
-            raise InputError(f"cannot open request cache {self.path}: {e}") from None
+            raise InputError(
+                f"request cache {self.path} is corrupt ({e}); move it away and run again (its replies will be "
+                "asked again; finished shards are not affected)"
+            ) from None
         self._lock = threading.Lock()
         self._others = []
         for other in self.read_also:

@@ -8,6 +8,7 @@ count and every file's SHA-256. So a killed run leaves complete shards or nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -73,12 +74,31 @@ class RunFolder:
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InputError(f"{self.manifest_path} is corrupt; start over with --restart") from None
-        if manifest.get("format") != FORMAT:
             raise InputError(
-                f"{self.root} holds something other than a unicorn run (format {manifest.get('format')!r})"
+                f"{self.manifest_path} is corrupt, so nothing in {self.root} can be trusted as this run's; "
+                "move the folder away and run again"
+            ) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+            raise InputError(f"{self.root} holds something other than a unicorn run (format {found!r})")
+        recorded = manifest.pop("sha256", None)
+        if recorded is not None and recorded != _manifest_sha(manifest):
+            raise InputError(
+                f"{self.manifest_path} was edited after the run wrote it (its checksum does not match); "
+                "restore it, or move the folder away and run again"
             )
         return manifest
+
+    def check_shards(self, manifest: dict) -> None:
+        """Refuse to resume over a recorded shard whose files are missing, truncated or altered."""
+        for entry in manifest["shards"]:
+            for rel, sha in entry["files"].items():
+                path = self.root / rel
+                if not path.is_file() or sha256_file(path) != sha:
+                    raise InputError(
+                        f"shard {entry['index']}: {rel} is missing or does not match its checksum (truncated or "
+                        f"altered); see `unicorn validate {self.root}`, restore the file, or run into another folder"
+                    )
 
     def open(self, config: dict, config_sha: str, *, restart: bool) -> dict:
         """The manifest to continue from: a fresh one, or the existing one if it is this config's run.
@@ -96,6 +116,8 @@ class RunFolder:
         if manifest is not None and (restart or manifest["config_sha256"] != config_sha):
             self._remove_run(manifest)
             manifest = None
+        if manifest is not None:
+            self.check_shards(manifest)  # a resume re-uses these shards, so they must be exactly what was written
         if manifest is None:
             manifest = {
                 "format": FORMAT,
@@ -129,7 +151,9 @@ class RunFolder:
         self.manifest_path.unlink(missing_ok=True)
 
     def write_manifest(self, manifest: dict) -> None:
-        _atomic(self.manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+        """Atomically, with a checksum of its own content, so a hand-edited manifest is caught on the next read."""
+        signed = {**manifest, "sha256": _manifest_sha(manifest)}
+        _atomic(self.manifest_path, lambda p: p.write_text(json.dumps(signed, indent=1)))
 
     def write_shard(self, result: ShardResult) -> dict:
         """Write one shard's four files; returns its manifest entry (rows, checksums, counts, seconds).
@@ -177,6 +201,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array, dtype=np.float16))
         f.flush()
         os.fsync(f.fileno())
+
+
+def _manifest_sha(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def manifest_totals(manifest: dict) -> tuple[Counter, Counter, Counter]:
