@@ -15,7 +15,10 @@ class LocalEngine:
         runtime = Runtime(run_dir=str(folder.root))  # writes cache.sqlite, reads any files a Ray run left
         self.steps = {name: build_step(name, self.config, runtime) for name in ORDER}
         for index in sorted(done):
-            self.steps["dedup"].remember(folder.read_shard(index)[0]["caption"])
+            metadata = folder.read_shard(index)[0]
+            for step in self.steps.values():
+                if step.ordered:
+                    step.remember(metadata)
         for index, seeds in enumerate(shards):
             if index in done:
                 continue

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..pipeline.shard import finish_shard
-from ..steps import ORDER, Columns, Runtime, StepRun, build_step, run_step, seed_columns
+from ..steps import ORDER, STEPS, Columns, Runtime, StepRun, build_step, run_step, seed_columns
 
 
 def pack(batch: Columns) -> dict:
@@ -167,32 +167,39 @@ class RayEngine:
             return
         root = folder.root.resolve()
         items = [{"index": i, "seeds": len(shards[i]), "runs": "{}", **pack(seed_columns(shards[i]))} for i in todo]
-        first = self._map(ray.data.from_items(items, override_num_blocks=len(items)), "captions", root)
-        captioned = {int(row["index"]): row for row in first.iter_rows()}
-
-        dedup = build_step("dedup", self.config)  # ordered: the driver applies it shard by shard
-        try:
-            for index in sorted(done):
-                dedup.remember(folder.read_shard(index)[0]["caption"])
-            deduped = []
-            for index in todo:
-                row = dict(captioned.pop(index))
-                columns, run = run_step(dedup, unpack(row))
-                runs = json.loads(row["runs"])
-                runs["dedup"] = {"seconds": run.seconds, "counters": run.counters}
-                deduped.append({"index": index, "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
-        finally:
-            dedup.close()
-
-        ds = ray.data.from_items(deduped, override_num_blocks=len(deduped))
-        for name in ORDER[ORDER.index("dedup") + 1 :]:
-            ds = self._map(ds, name, root)
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        for name in ORDER:
+            if STEPS[name].ordered:
+                ds = self._ordered(ds, name, todo, done, folder)
+            else:
+                ds = self._map(ds, name, root)
         # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
         ds = ds.map_batches(
             write_shards, fn_kwargs={"root": str(root)}, batch_size=1, batch_format="default", num_cpus=0
         )
         for row in ds.iter_rows():
             record(json.loads(row["entry"]), int(row["seeds"]))
+
+    def _ordered(self, ds, name: str, todo: list[int], done: set[int], folder):
+        """Apply an ordered step (dedup) on the driver, shard by shard in index order: a barrier, after which the
+        remaining steps start on a new dataset. Its state is first rebuilt from the finished shards."""
+        import ray.data
+
+        arrived = {int(row["index"]): row for row in ds.iter_rows()}
+        step = build_step(name, self.config)
+        try:
+            for index in sorted(done):
+                step.remember(folder.read_shard(index)[0])
+            rows = []
+            for index in todo:
+                row = dict(arrived.pop(index))
+                columns, run = run_step(step, unpack(row))
+                runs = json.loads(row["runs"])
+                runs[name] = {"seconds": run.seconds, "counters": run.counters}
+                rows.append({"index": index, "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
+        finally:
+            step.close()
+        return ray.data.from_items(rows, override_num_blocks=len(rows))
 
     def close(self) -> None:
         if self.started_here:

@@ -53,14 +53,12 @@ class RequestCache:
         self._lock = threading.Lock()
         self._others = []
         for other in self.read_also:
+            # Another worker's file may be brand new (its table not created yet): it is read as empty until then.
             try:
-                db = sqlite3.connect(
-                    f"{other.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=30
-                )
-                db.execute("SELECT COUNT(*) FROM responses").fetchone()
+                uri = f"{other.resolve().as_uri()}?mode=ro"
+                self._others.append(sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30))
             except sqlite3.DatabaseError as e:
                 raise InputError(f"cannot read request cache {other}: {e}") from None
-            self._others.append(db)
 
     def get_many(self, keys: Sequence[str]) -> list[Completion | None]:
         from .base import Completion
@@ -74,7 +72,11 @@ class RequestCache:
                     if not missing:
                         break
                     marks = ",".join("?" * len(missing))
-                    found.update(db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", missing))
+                    try:
+                        found.update(db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", missing))
+                    except sqlite3.OperationalError as e:
+                        if "no such table" not in str(e):
+                            raise InputError(f"cannot read a request cache: {e}") from None
         return [Completion(**json.loads(found[k]), cached=True) if k in found else None for k in keys]
 
     def put(self, key: str, completion: Completion) -> None:

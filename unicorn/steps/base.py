@@ -91,6 +91,10 @@ class Step:
     def __call__(self, batch: Columns) -> Columns:
         raise NotImplementedError
 
+    def remember(self, metadata: Columns) -> None:
+        """Ordered steps only: rebuild the state from a finished shard's metadata columns (on resume)."""
+        raise NotImplementedError(f"step {self.name} keeps no state across batches")
+
     def counters(self) -> dict[str, float]:
         """Running totals worth reporting (LLM requests, cache hits, tokens, seconds in the model)."""
         return {}

@@ -50,8 +50,9 @@ class DedupStep(Step):
                     self.seen.add(key)
         return {**batch, "reject": reject}
 
-    def remember(self, captions: list[str]) -> None:
-        """Add the kept captions of a finished shard to the state, as if this step had kept them itself."""
+    def remember(self, metadata: Columns) -> None:
+        """Add the kept rows of a finished shard (its metadata columns) to the state, as if this step had kept them."""
+        captions = metadata["caption"]
         if captions:
             self.seen.update(normalised_hash(c) for c in captions)
             self.semantic.duplicates(self.encoder.encode_text(captions))
