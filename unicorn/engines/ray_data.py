@@ -26,7 +26,18 @@ import numpy as np
 
 from ..errors import InputError
 from ..pipeline.shard import finish_shard
-from ..steps import ORDER, STEPS, Columns, Runtime, StepRun, build_step, run_step, seed_columns
+from ..steps import (
+    ORDER,
+    STEPS,
+    Columns,
+    Runtime,
+    StepRun,
+    build_step,
+    columns_to_rows,
+    rows_to_columns,
+    run_step,
+    seed_columns,
+)
 
 
 def pack(batch: Columns) -> dict:
@@ -48,31 +59,28 @@ def unpack(row: dict) -> Columns:
     return batch
 
 
-def _rows(batch: dict) -> list[dict]:
-    """Ray hands a batch as columns; the rows of it, one shard each."""
-    n = len(batch["index"])
-    return [{k: v[i] for k, v in batch.items()} for i in range(n)]
+def shard_row(index: int, seeds: int, runs: dict, columns: Columns) -> dict:
+    """The dataset row of one shard: where it is, what each step cost so far, and its packed column batch."""
+    return {"index": int(index), "seeds": int(seeds), "runs": json.dumps(runs), **pack(columns)}
 
 
-def _columns(rows: list[dict]) -> dict:
-    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+def apply_step(step, row: dict) -> dict:
+    """Run `step` on the shard in `row` (through run_step, as every engine does); the shard's next row."""
+    columns, run = run_step(step, unpack(row))
+    runs = json.loads(row["runs"])
+    runs[step.name] = {"seconds": run.seconds, "counters": run.counters}
+    return shard_row(row["index"], row["seeds"], runs, columns)
 
 
 class StepActor:
     """A Ray actor that builds one step from plain config and calls it on each shard it is given."""
 
     def __init__(self, name: str, config, runtime: Runtime) -> None:
-        self.name = name
         self.step = build_step(name, config, runtime)
 
     def __call__(self, batch: dict) -> dict:
-        out = []
-        for row in _rows(batch):
-            columns, run = run_step(self.step, unpack(row))
-            runs = json.loads(row["runs"])
-            runs[self.name] = {"seconds": run.seconds, "counters": run.counters}
-            out.append({"index": row["index"], "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
-        return _columns(out)
+        # Ray hands a batch as columns; each of its rows is one shard
+        return rows_to_columns([apply_step(self.step, row) for row in columns_to_rows(batch)])
 
 
 def write_shards(batch: dict, root: str) -> dict:
@@ -81,13 +89,13 @@ def write_shards(batch: dict, root: str) -> dict:
 
     folder = RunFolder(root)
     entries = []
-    for row in _rows(batch):
+    for row in columns_to_rows(batch):
         runs = {k: StepRun(v["seconds"], v["counters"]) for k, v in json.loads(row["runs"]).items()}
         result = finish_shard(int(row["index"]), int(row["seeds"]), unpack(row), runs)
         entries.append(
             {"index": int(row["index"]), "seeds": int(row["seeds"]), "entry": json.dumps(folder.write_shard(result))}
         )
-    return _columns(entries)
+    return rows_to_columns(entries)
 
 
 def _reachable(address: str) -> None:
@@ -166,7 +174,7 @@ class RayEngine:
         if not todo:
             return
         root = folder.root.resolve()
-        items = [{"index": i, "seeds": len(shards[i]), "runs": "{}", **pack(seed_columns(shards[i]))} for i in todo]
+        items = [shard_row(i, len(shards[i]), {}, seed_columns(shards[i])) for i in todo]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         for name in ORDER:
             if STEPS[name].ordered:
@@ -190,13 +198,7 @@ class RayEngine:
         try:
             for index in sorted(done):
                 step.remember(folder.read_shard(index)[0])
-            rows = []
-            for index in todo:
-                row = dict(arrived.pop(index))
-                columns, run = run_step(step, unpack(row))
-                runs = json.loads(row["runs"])
-                runs[name] = {"seconds": run.seconds, "counters": run.counters}
-                rows.append({"index": index, "seeds": row["seeds"], "runs": json.dumps(runs), **pack(columns)})
+            rows = [apply_step(step, dict(arrived.pop(index))) for index in todo]
         finally:
             step.close()
         return ray.data.from_items(rows, override_num_blocks=len(rows))

@@ -7,7 +7,7 @@ its entry in `STEPS` and its section in `RunConfig`.
 
 from __future__ import annotations
 
-from .base import NO_RUNTIME, Columns, Runtime, Step, StepRun, alive, columns_to_rows, run_step, take
+from .base import NO_RUNTIME, Columns, Runtime, Step, StepRun, alive, columns_to_rows, rows_to_columns, run_step
 from .captions import CaptionsConfig, CaptionsStep, seed_columns
 from .dedup import DedupConfig, DedupStep
 from .embed import EmbedConfig, EmbedStep
@@ -49,7 +49,7 @@ __all__ = [
     "alive",
     "build_step",
     "columns_to_rows",
+    "rows_to_columns",
     "run_step",
     "seed_columns",
-    "take",
 ]

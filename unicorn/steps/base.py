@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-
 from ..errors import InputError
 
 Columns = dict[str, Any]  # column name -> list or np.ndarray, all of one length
@@ -68,17 +66,13 @@ def alive(batch: Columns) -> list[int]:
     return [i for i, r in enumerate(batch.get("reject", [None] * num_rows(batch))) if r is None]
 
 
-def take(batch: Columns, positions: list[int]) -> Columns:
-    return {k: (v[positions] if isinstance(v, np.ndarray) else [v[i] for i in positions]) for k, v in batch.items()}
-
-
-def rows_to_columns(rows: list[dict], columns: tuple[str, ...]) -> Columns:
-    return {c: [r.get(c) for r in rows] for c in columns}
-
-
 def columns_to_rows(batch: Columns) -> list[dict]:
-    n = num_rows(batch)
-    return [{k: (v[i] if not isinstance(v, np.ndarray) else v[i]) for k, v in batch.items()} for i in range(n)]
+    return [{k: v[i] for k, v in batch.items()} for i in range(num_rows(batch))]
+
+
+def rows_to_columns(rows: list[dict]) -> Columns:
+    """The inverse of `columns_to_rows`, for rows that share their keys (lists, not arrays)."""
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
 
 class Step:
@@ -86,7 +80,7 @@ class Step:
 
     name: ClassVar[str]
     ordered: ClassVar[bool] = False  # True: sees every batch in shard order, with explicit state (dedup)
-    holds_model: ClassVar[bool] = True  # False: cheap to build, runs as plain tasks under Ray
+    llm = None  # a step that writes with an LLM keeps it here: the base reports its usage and closes it
 
     def __call__(self, batch: Columns) -> Columns:
         raise NotImplementedError
@@ -97,10 +91,23 @@ class Step:
 
     def counters(self) -> dict[str, float]:
         """Running totals worth reporting (LLM requests, cache hits, tokens, seconds in the model)."""
-        return {}
+        return llm_counters(self.llm)
 
     def close(self) -> None:
         """Release models, connections and files."""
+        if self.llm is not None:
+            self.llm.close()
+
+
+def llm_options(spec: str, runtime: Runtime) -> dict:
+    """create_llm keyword arguments for this runtime: the cache files, threads for an in-process model, and
+    tensor parallelism over the worker's GPUs for vLLM."""
+    options: dict = {"cache": runtime.request_cache()}
+    if spec.startswith("llamacpp") and runtime.threads:
+        options["threads"] = runtime.threads
+    if spec.startswith("vllm") and runtime.gpus > 1:
+        options["tensor_parallel_size"] = int(runtime.gpus)  # one engine spans the actor's GPUs
+    return options
 
 
 @dataclass

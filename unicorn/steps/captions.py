@@ -10,7 +10,7 @@ from ..captions.diversify import diversify
 from ..captions.filters import FilterConfig, apply_filters
 from ..errors import InputError
 from ..prompts import load_lines, load_text
-from .base import NO_RUNTIME, Columns, Runtime, Step, llm_counters
+from .base import NO_RUNTIME, Columns, Runtime, Step, llm_options
 
 SEED_COLUMNS = ("id", "text", "scene")
 ROW_COLUMNS = ("id", "seed_id", "seed", "caption", "provenance", "persona", "faithfulness", "scene", "reject")
@@ -92,20 +92,3 @@ class CaptionsStep(Step):
                     faithfulness=scored["faithfulness"][i], scene=scenes[scored["seed_id"][i]],
                     reject=scored["reject"][i])  # fmt: skip
         return out
-
-    def counters(self) -> dict[str, float]:
-        return llm_counters(self.llm)
-
-    def close(self) -> None:
-        if self.llm is not None:
-            self.llm.close()
-
-
-def llm_options(spec: str, runtime: Runtime) -> dict:
-    """create_llm keyword arguments for this runtime: the cache files, and threads for an in-process model."""
-    options: dict = {"cache": runtime.request_cache()}
-    if spec.startswith("llamacpp") and runtime.threads:
-        options["threads"] = runtime.threads
-    if spec.startswith("vllm") and runtime.gpus > 1:
-        options["tensor_parallel_size"] = int(runtime.gpus)  # one engine spans the actor's GPUs
-    return options

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..hashing import stable_int
 from ..instruct.from_programs import program_conversations
 from ..instruct.writer import write_conversations
-from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_counters
+from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_options
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,6 @@ class InstructStep(Step):
 
     def __init__(self, config: InstructConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
         from ..llm import create_llm
-        from .captions import llm_options
 
         self.config, self.seed = config, seed
         self.llm = create_llm(config.llm, **llm_options(config.llm, runtime)) if config.llm_share > 0 else None
@@ -96,10 +95,3 @@ class InstructStep(Step):
             "conversations": [json.dumps(made.get(i, []), ensure_ascii=False) for i in ids],
             "conversation_rejects": [json.dumps(failed.get(i, []), ensure_ascii=False) for i in ids],
         }
-
-    def counters(self) -> dict[str, float]:
-        return llm_counters(self.llm)
-
-    def close(self) -> None:
-        if self.llm is not None:
-            self.llm.close()
