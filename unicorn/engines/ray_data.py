@@ -110,13 +110,13 @@ def _reachable(address: str) -> None:
 
 
 class RayEngine:
-    def __init__(self, config, *, address: str | None = None, progress: bool = True) -> None:
+    def __init__(self, config, *, address: str | None = None) -> None:
         try:
             import ray
             import ray.data  # noqa: F401
         except ImportError:
             raise InputError("the ray engine needs Ray Data: pip install -e '.[ray]'") from None
-        self.ray, self.config, self.progress = ray, config, progress
+        self.ray, self.config = ray, config
         address = address or os.environ.get("RAY_ADDRESS")
         self.started_here = False
         if ray.is_initialized():

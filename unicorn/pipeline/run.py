@@ -67,7 +67,7 @@ def run_pipeline(
     if engine == "ray":
         from ..engines.ray_data import RayEngine
 
-        runner = RayEngine(config, address=address, progress=progress)  # checks the cluster before touching out
+        runner = RayEngine(config, address=address)  # checks the cluster before touching out
     else:
         from ..engines.local import LocalEngine
 
