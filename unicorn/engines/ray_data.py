@@ -134,7 +134,11 @@ class RayEngine:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise InputError(f"cannot start or join Ray ({address or 'local'}): {str(e).splitlines()[0]}") from None
             self.started_here = True
-        self._check_resources()
+        try:
+            self._check_resources()
+        except InputError:
+            self.close()  # a Ray instance this process started must not outlive the refusal
+            raise
 
     def _check_resources(self) -> None:
         have = self.ray.cluster_resources()
