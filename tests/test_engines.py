@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -154,3 +155,22 @@ def test_captions_cli_writes_the_rows_the_run_writes(local_run, tmp_path):
     # the CLI wrote into a fresh folder, so it asked the model itself rather than reading the run's cache
     stats = json.loads((out / "stats.json").read_text())
     assert stats["llm"]["requests"] >= 16 and stats["llm"]["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_an_unreachable_llm_server_stops_the_run_at_its_shard(engine, ray_local, tmp_path):
+    """No server listens at the port: the first shard's requests fail their retries, and the run stops with the
+    server and the shard named (through Ray's wrapped actor errors too), instead of writing rows of rejects."""
+    import dataclasses
+
+    from unicorn.errors import ServiceUnavailable
+
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    config = load_config(eight_seed_config(tmp_path))
+    config = dataclasses.replace(config, captions=dataclasses.replace(config.captions, llm=f"openai:{url}#m"))
+    with pytest.raises(ServiceUnavailable) as failed:
+        run_pipeline(config, tmp_path / "run", engine=engine, progress=False, log=lambda m: None)
+    message = str(failed.value)
+    # two shards: under Ray either may fail first
+    assert url in message and re.search(r"while writing shard [01]\)", message) and "run the same command again" in message
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["shards"] == []

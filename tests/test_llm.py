@@ -7,6 +7,7 @@ from tests.conftest import openai_stub
 from unicorn.errors import InputError
 from unicorn.llm import RequestCache, SamplingParams, create_llm
 from unicorn.llm.llamacpp import default_model_path
+from unicorn.errors import ServiceUnavailable
 from unicorn.llm.server import llama_server
 
 PROMPTS = [[{"role": "user", "content": f"Caption: a {x} on a table.\nDescription:"}] for x in ("cup", "cat", "book")]
@@ -88,10 +89,10 @@ def test_failures_are_reported_and_not_cached(flaky, tmp_path):
     url, state = flaky
     state["plan"] = [500] * 3 + [400]
     llm = create_llm(f"openai:{url}#m", backoff=0.01, retries=2, cache=tmp_path / "c.sqlite")
-    (gave_up,) = llm.generate(PROMPTS[:1], PARAMS)
-    assert gave_up.error.startswith("gave up after 3 attempts") and llm.usage.errors == 1
-    (client_error,) = llm.generate(PROMPTS[1:2], PARAMS)
-    assert client_error.error.startswith("HTTP 400")
+    with pytest.raises(ServiceUnavailable, match=r"failed 3 attempts: HTTP 500"):  # the server's fault: stop
+        llm.generate(PROMPTS[:1], PARAMS)
+    (client_error,) = llm.generate(PROMPTS[1:2], PARAMS)  # the request's own fault: that row alone
+    assert client_error.error.startswith("HTTP 400") and llm.usage.errors == 1
     assert len(RequestCache(tmp_path / "c.sqlite")) == 0
 
 

@@ -1,4 +1,5 @@
-"""The `unicorn` command line: a thin layer over the library. Bad input exits with code 2."""
+"""The `unicorn` command line: a thin layer over the library. Bad input exits with code 2, a service (an LLM
+server) that failed for good mid-run with code 1; either way one line on stderr."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sqlite3
 import sys
 
 from modality_transfer.errors import InputError
+
+from ..errors import ServiceUnavailable
 
 from . import gap, run, text, world
 
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, sqlite3.Error) as e:  # a full disk, a read-only folder: still one line, still exit 2
         print(f"unicorn: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
+    except ServiceUnavailable as e:  # not the user's input: exit 1, and the same command resumes
+        print(f"unicorn: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("unicorn: interrupted", file=sys.stderr)
         return 130

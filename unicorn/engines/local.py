@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ServiceUnavailable
 from ..pipeline.shard import finish_shard
 from ..steps import ORDER, Runtime, build_step, run_step, seed_columns
 
@@ -23,8 +24,11 @@ class LocalEngine:
             if index in done:
                 continue
             batch, runs = seed_columns(seeds), {}
-            for name in ORDER:
-                batch, runs[name] = run_step(self.steps[name], batch)
+            try:
+                for name in ORDER:
+                    batch, runs[name] = run_step(self.steps[name], batch)
+            except ServiceUnavailable as e:
+                raise e.at_shard(index) from None
             result = finish_shard(index, len(seeds), batch, runs)
             record(folder.write_shard(result), len(seeds))
 

@@ -20,11 +20,12 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ServiceUnavailable
 from ..pipeline.shard import finish_shard
 from ..steps import (
     ORDER,
@@ -66,7 +67,10 @@ def shard_row(index: int, seeds: int, runs: dict, columns: Columns) -> dict:
 
 def apply_step(step, row: dict) -> dict:
     """Run `step` on the shard in `row` (through run_step, as every engine does); the shard's next row."""
-    columns, run = run_step(step, unpack(row))
+    try:
+        columns, run = run_step(step, unpack(row))
+    except ServiceUnavailable as e:
+        raise e.at_shard(row["index"]) from None
     runs = json.loads(row["runs"])
     runs[step.name] = {"seconds": run.seconds, "counters": run.counters}
     return shard_row(row["index"], row["seeds"], runs, columns)
@@ -96,6 +100,22 @@ def write_shards(batch: dict, root: str) -> dict:
             {"index": int(row["index"]), "seeds": int(row["seeds"]), "entry": json.dumps(folder.write_shard(result))}
         )
     return rows_to_columns(entries)
+
+
+def _service_failure(error: BaseException) -> str | None:
+    """The message of a ServiceUnavailable raised in an actor, if that is what `error` is. Ray Data wraps it in
+    RayTaskError(UserCodeException) and keeps only the worker's traceback text, not the exception object, so the
+    message is read from that text (its last `unicorn.errors.ServiceUnavailable: ...` line)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ServiceUnavailable):
+            return str(error)
+        found = re.findall(r"unicorn\.errors\.ServiceUnavailable: (.+)", str(error))
+        if found:
+            return found[-1].strip()
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return None
 
 
 def _reachable(address: str) -> None:
@@ -168,6 +188,15 @@ class RayEngine:
         )
 
     def run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
+        try:
+            self._run(shards, done, folder, record)
+        except Exception as e:  # an actor's error arrives wrapped in Ray's exception types
+            message = _service_failure(e)
+            if message is None:
+                raise
+            raise ServiceUnavailable(message) from None
+
+    def _run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
         import ray.data
 
         ctx = ray.data.DataContext.get_current()

@@ -1,8 +1,10 @@
 """`openai:URL#MODEL`: any OpenAI-compatible chat server (vLLM serve, llama.cpp server, SGLang, Ollama, hosted APIs).
 
 Requests run concurrently with a bounded number in flight, each with a timeout, and are retried with
-exponential backoff on 429, 5xx and connection errors. The API key is read from an environment variable
-and never logged or cached.
+exponential backoff on 429, 5xx and connection errors. A request that still fails after its retries means the
+server is down or overloaded, not that the request is bad: it raises `ServiceUnavailable`, which stops the run
+(replies already received are cached). A 4xx other than 408/409/429 is the request's own fault: that request
+alone comes back with `error` set. The API key is read from an environment variable and never logged or cached.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import os
 import random
 
-from ..errors import InputError
+from ..errors import InputError, ServiceUnavailable
 from .base import LLM, Completion
 from .cache import RequestCache
 
@@ -104,4 +106,4 @@ class OpenAILLM(LLM):
                 )
             except (ValueError, KeyError, IndexError, TypeError) as e:
                 return Completion("", error=f"malformed response: {type(e).__name__}: {e}")
-        return Completion("", error=f"gave up after {self.retries + 1} attempts: {error}")
+        raise ServiceUnavailable(f"LLM server {self.url} failed {self.retries + 1} attempts: {error}")

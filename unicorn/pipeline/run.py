@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import InputError
+from ..errors import InputError, ServiceUnavailable
 from ..seeds import read_seeds
 from .config import RunConfig
 from .storage import RunFolder, manifest_totals
@@ -84,6 +84,11 @@ def run_pipeline(
     except (OSError, sqlite3.Error) as e:
         raise InputError(
             f"run failed ({type(e).__name__}: {e}); finished shards are intact, run again to resume"
+        ) from None
+    except ServiceUnavailable as e:
+        raise ServiceUnavailable(
+            f"{e}; the {len(manifest['shards'])} finished shards and every reply received are kept: "
+            "run the same command again once it is back"
         ) from None
     finally:
         record.bar.close()
