@@ -126,6 +126,32 @@ def test_report_loads_in_a_real_browser(clean_run):
     assert f'data-images-loaded="{len(pngs)}"' in dom
 
 
+def test_report_shows_every_provenance_both_writers_and_the_reject_reasons(clean_run):
+    """Samples are not just the first rows (all seed rows): every provenance the run kept shows, conversations are
+    split by writer, and each counted kind of reject appears with its count and an example."""
+    import pyarrow.parquet as pq
+
+    _, run = clean_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    kept = {p for f in (run / "metadata").glob("*.parquet") for p in pq.read_table(f).column("provenance").to_pylist()}
+    md = (run / "report.md").read_text()
+    samples = md.split("## Sample rows")[1].split("## Sample conversations")[0]
+    assert kept >= {"seed"} and len(kept) >= 2 and all(f"| {p} |" in samples for p in kept)
+    conversations = md.split("## Sample conversations")[1].split("## Top reject reasons")[0]
+    assert "| programs |" in conversations
+    rejects = md.split("## Top reject reasons")[1].split("## Plots")[0]
+    counted = {}
+    for shard in manifest["shards"]:
+        for key, n in shard["stats"].items():
+            if key.startswith("reject:") and n:
+                counted[key] = counted.get(key, 0) + n
+    assert counted, "a run of the 270M model rejects something"
+    for key, n in counted.items():
+        _, stage, kind = key.split(":", 2)
+        assert f"| {stage} | {kind} | {n} |" in rejects
+    assert "higher is better" in md and "lower is better" in md  # the gap columns say their direction
+
+
 def test_sigkill_at_random_points_then_resume_gives_the_clean_rows(clean_run, tmp_path):
     config, clean = clean_run
     out = tmp_path / "killed"

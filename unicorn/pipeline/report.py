@@ -1,5 +1,6 @@
 """`report.html` and `report.md` for a run, rendered from its RunSummary (`summary.py`): counts through every
-stage and filter, time per step, diversity, the gap table and sample rows, and PNG plots (caption lengths, a 2-D
+stage and filter, time per step, diversity, the gap table with what each column means, sample rows of every
+provenance, programmatic and LLM-written conversations, the top reject reasons with examples, and PNG plots (caption lengths, a 2-D
 PCA of the embeddings, the projector's gap metrics)."""
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def plot(s: RunSummary, figures: Path) -> None:
         plt.close(fig)
 
 
+GAP_COLUMNS = [
+    ("cos_paired", "higher is better", "mean cosine between a row's embedding and the real image of its own scene"),
+    ("centroid_gap", "lower is better", "distance between the mean of the embeddings and the mean of the real images"
+     " (the modality gap, Liang et al. 2022)"),
+    ("R@1", "higher is better", "share of rows whose nearest real image (by cosine, among these rows' images) is "
+     "their own"),
+]  # fmt: skip
+GAP_NOTE = (
+    "Each row's world scene is rendered and embedded by the encoder's image tower: the real image the synthetic "
+    "embedding stands in for. 'raw text' is the caption's text embedding as it is; 'synthetic' is it after the "
+    "projector, which is what the run writes to image_emb/."
+)
+SAMPLE_HEADER = ["id", "provenance", "persona", "caption"]
+CONVERSATION_HEADER = ["written by", "row", "first turns"]
+REJECT_HEADER = ["stage", "reason", "count", "example"]
+
+
 def _gap_rows(s: RunSummary) -> list[list[str]]:
     return [[k, f"{v['cos_paired']:.3f}", f"{v['centroid_gap']:.3f}", f"{v['r1']:.3f}"] for k, v in s.gap.items()]
 
@@ -87,8 +105,11 @@ def markdown(s: RunSummary, images: list[str]) -> str:
     md += ["## Diversity", "", *table(div_header, [[k, *v.values()] for k, v in s.diversity.items()]), ""]
     if s.gap:
         md += ["## Gap against real rendered images", ""]
-        md += [*table(["embedding", "cos_paired", "centroid_gap", "R@1"], _gap_rows(s)), ""]
-    md += ["## Sample rows", "", *table(["id", "provenance", "caption", "first turn"], s.samples), ""]
+        md += [GAP_NOTE, "", *table(["embedding", "cos_paired", "centroid_gap", "R@1"], _gap_rows(s)), ""]
+        md += [*table(["column", "direction", "what it measures"], GAP_COLUMNS), ""]
+    md += ["## Sample rows", "", *table(SAMPLE_HEADER, s.samples), ""]
+    md += ["## Sample conversations", "", *table(CONVERSATION_HEADER, s.conversations), ""]
+    md += ["## Top reject reasons", "", *table(REJECT_HEADER, s.rejects), ""]
     md += ["## Plots", ""] + [f"![{n}](report/{n})" for n in images]
     return "\n".join(md) + "\n"
 
@@ -114,9 +135,19 @@ def page(s: RunSummary, images: list[str]) -> str:
     if s.gap:
         parts += [
             "<h2>Gap against real rendered images</h2>",
+            f"<p>{html.escape(GAP_NOTE)}</p>",
             table(["embedding", "cos_paired", "centroid_gap", "R@1"], _gap_rows(s)),
+            table(["column", "direction", "what it measures"], GAP_COLUMNS),
         ]
-    parts += ["<h2>Sample rows</h2>", table(["id", "provenance", "caption", "first turn"], s.samples), "<h2>Plots</h2>"]
+    parts += [
+        "<h2>Sample rows</h2>",
+        table(SAMPLE_HEADER, s.samples),
+        "<h2>Sample conversations</h2>",
+        table(CONVERSATION_HEADER, s.conversations),
+        "<h2>Top reject reasons</h2>",
+        table(REJECT_HEADER, s.rejects),
+        "<h2>Plots</h2>",
+    ]
     parts += [f"<img src='report/{n}' alt='{n}'>" for n in images]
     # lets a headless browser report how many plots actually decoded (the report test reads it from the DOM)
     parts.append(

@@ -19,6 +19,11 @@ METADATA = ("id", "seed_id", "caption", "provenance", "persona", "faithfulness",
 DEDUP = {"exact_duplicate": "dedup_exact", "semantic_duplicate": "dedup_semantic"}
 
 
+def reason_kind(reason: str | None) -> str:
+    """A reject reason without its particulars: 'invalid JSON: Extra data: line 1 column 9' -> 'invalid JSON'."""
+    return str(reason).split(":")[0].strip()[:80] or "unknown"
+
+
 @dataclass
 class ShardResult:
     index: int
@@ -51,10 +56,18 @@ def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun
     failed = [r for i in live for r in json.loads(batch["conversation_rejects"][i])]
     stats.update(rows=len(live), instructions=len(instructions), instruction_rejects=len(failed))
     examples = [
-        {"id": batch["id"][i], "stage": "captions", "reason": batch["reject"][i], "caption": batch["caption"][i]}
+        {"id": batch["id"][i], "stage": "dedup" if batch["reject"][i] in DEDUP else "captions",
+         "reason": batch["reject"][i], "caption": batch["caption"][i]}
         for i in range(len(batch["id"]))
         if batch["reject"][i] is not None
-    ]
+    ] + [{"stage": f"instruct ({r.get('source', 'llm')})", **r} for r in failed]  # fmt: skip
+    # Counted by stage and the reason's head (free text after a colon, e.g. a JSON parser's position, would make
+    # every reason unique); the report lists the top ones with an example each.
+    kinds = Counter((e["stage"], reason_kind(e["reason"])) for e in examples)
+    stats.update({f"reject:{stage}:{kind}": n for (stage, kind), n in kinds.items()})
+    firsts: dict = {}
+    for e in examples:
+        firsts.setdefault((e["stage"], reason_kind(e["reason"])), e)
     counters: Counter = Counter()
     for run in runs.values():
         counters.update(run.counters)
@@ -65,7 +78,7 @@ def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun
         image_emb=np.asarray(batch["image_emb"])[live],
         instructions=instructions,
         stats=dict(stats),
-        rejects=(failed + examples)[:20],
+        rejects=list(firsts.values()),  # one example per stage and kind of reason
         seconds={name: run.seconds for name, run in runs.items()},
         counters=dict(counters),
     )

@@ -14,6 +14,7 @@ from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 
 from ..captions.diversity import diversity
 from ..seeds import SKIPS
+from .shard import reason_kind
 from .storage import RunFolder, iter_shards, manifest_totals
 
 MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
@@ -29,7 +30,9 @@ class RunSummary:
     seconds: list[tuple[str, float, str]]  # (step, seconds, share of wall)
     diversity: dict[str, dict]
     gap: dict[str, dict]  # embedding -> {cos_paired, centroid_gap, r1} against real images
-    samples: list[tuple[str, str, str, str]]  # (id, provenance, caption, first turn)
+    samples: list[tuple[str, str, str, str]]  # (id, provenance, persona, caption): a few of every provenance
+    conversations: list[tuple[str, str, str]] = field(default_factory=list)  # (source, id, first turns)
+    rejects: list[tuple[str, str, int, str]] = field(default_factory=list)  # (stage, reason, count, one example)
     seed_captions: list[str] = field(default_factory=list)
     llm_captions: list[str] = field(default_factory=list)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # text, synthetic image[, real image]
@@ -68,15 +71,9 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
                 "r1": recall_at_k(emb, real, idx, ks=(1,))[1],
             }
 
-    by_image = {}
-    for c in conversations:
-        by_image.setdefault(c["image"], c)
-    samples = []
-    for k in range(min(8, len(meta.get("id", [])))):
-        conv = by_image.get(meta["id"][k])
-        first = conv["conversations"][:2] if conv else []
-        turn = " / ".join(t["value"].replace("<image>\n", "") for t in first)
-        samples.append((meta["id"][k], meta["provenance"][k], meta["caption"][k], turn))
+    samples = _samples(meta)
+    conversation_samples = _conversation_samples(conversations)
+    rejects = _top_rejects(manifest, totals)
 
     seed_file = manifest.get("seed_file", {})
     counts = [("seed lines read", seed_file.get("read", totals["seeds"]))]
@@ -102,7 +99,53 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
         diversity={"seed captions": diversity(seed_rows), "LLM captions": diversity(llm_rows)},
         gap=gap,
         samples=samples,
+        conversations=conversation_samples,
+        rejects=rejects,
         seed_captions=seed_rows,
         llm_captions=llm_rows,
         embeddings=embeddings,
     )
+
+
+def _samples(meta: dict, per: int = 3) -> list[tuple[str, str, str, str]]:
+    """Up to `per` rows of each provenance (seed rows, then each LLM), so LLM rows show even when seeds come first."""
+    picked: dict[str, list[int]] = {}
+    for k, provenance in enumerate(meta.get("provenance", [])):
+        rows = picked.setdefault(provenance, [])
+        if len(rows) < per:
+            rows.append(k)
+    order = sorted(picked, key=lambda p: (p != "seed", p))
+    return [
+        (meta["id"][k], p, meta["persona"][k] or "", meta["caption"][k]) for p in order for k in picked[p]
+    ]
+
+
+def _conversation_samples(conversations: list[dict], per: int = 3) -> list[tuple[str, str, str]]:
+    """The first turns of up to `per` conversations of each source: programs (exact QA) and the LLM."""
+    out = []
+    for source, suffix in (("programs", "#programs"), ("LLM", "#llm")):
+        rows = [c for c in conversations if c["id"].endswith(suffix)][:per]
+        for c in rows:
+            turns = " / ".join(t["value"].replace("<image>\n", "") for t in c["conversations"][:4])
+            out.append((source, c["image"], turns))
+    return out
+
+
+def _top_rejects(manifest: dict, totals, top: int = 5) -> list[tuple[str, str, int, str]]:
+    """Per stage, its `top` most frequent kinds of reject reason, with the count and one example from the shards."""
+    examples: dict = {}
+    for shard in manifest["shards"]:
+        for e in shard.get("rejects", []):
+            text = e.get("raw") or e.get("caption") or ""  # an LLM reply shows why it failed; a caption is itself
+            examples.setdefault((e.get("stage", "captions"), reason_kind(e.get("reason"))), (e.get("reason"), text))
+    counts = [(k.split(":", 2)[1:], v) for k, v in totals.items() if k.startswith("reject:") and v]
+    by_stage: dict[str, list] = {}
+    for (stage, kind), n in sorted(counts, key=lambda x: (-x[1], x[0])):
+        by_stage.setdefault(stage, []).append((kind, n))
+    out = []
+    for stage in sorted(by_stage):
+        for kind, n in by_stage[stage][:top]:
+            reason, text = examples.get((stage, kind), (kind, ""))
+            example = f"{reason}: {text}" if reason != kind else text
+            out.append((stage, kind, n, example.replace("\n", " ")[:240]))
+    return out
