@@ -127,3 +127,15 @@ def test_a_corrupt_or_truncated_request_cache_is_one_clear_error(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(InputError, match="is corrupt .*move it away and run again"):
             RequestCache(tmp_path / name).get_many(["key1"])
+
+
+def test_threads_is_a_config_option_that_never_changes_the_checksum(tmp_path):
+    from unicorn.llm.llamacpp import usable_cpus
+    from unicorn.pipeline.config import load_config
+
+    base = load_config()
+    assert base.threads is None and usable_cpus() == len(__import__("os").sched_getaffinity(0))
+    one = load_config(overrides={"threads": 1})
+    assert one.threads == 1 and one.sha256() == base.sha256()  # speed, not replies: a resume is still a resume
+    with pytest.raises(InputError, match="config key threads is out of range"):
+        load_config(overrides={"threads": 0})

@@ -59,12 +59,17 @@ class RunConfig:
     instruct: InstructConfig = field(default_factory=InstructConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    # --engine local: threads of an in-process model (llama.cpp); null = the CPUs this process may use (its
+    # affinity mask), never the machine's count. Not in the checksum: threads change speed, not replies.
+    threads: int | None = None
     shard_size: int = 16  # seeds per shard: the unit of work, of resume and of every step's batch
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
             raise InputError(f"config key shard_size is out of range: must be >= 1, got {self.shard_size}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"config key threads is out of range: must be >= 1 or null, got {self.threads}")
         if self.seeds.limit is not None and self.seeds.limit < 1:
             raise InputError(f"config key seeds.limit is out of range: must be >= 1, got {self.seeds.limit}")
 
@@ -72,8 +77,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def sha256(self) -> str:
-        """Checksum of everything that shapes the output (so not the `ray` section)."""
-        shaping = {k: v for k, v in self.to_dict().items() if k != "ray"}
+        """Checksum of everything that shapes the output (so not the `ray` section nor `threads`)."""
+        shaping = {k: v for k, v in self.to_dict().items() if k not in ("ray", "threads")}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
