@@ -14,7 +14,11 @@ from unicorn.world import captions, sample_scenes
 
 LLAVA = SHARED / "llava_coco_samples" / "caps_boxes_coco2014_val_80.jsonl"
 GOOD = json.dumps(
-    [{"type": t, "question": f"Question {t}?", "answer": "An answer."} for t in ("short", "yes_no", "summary")]
+    [
+        {"type": "short", "question": "What is on the sofa?", "answer": "A dog is on the sofa."},
+        {"type": "yes_no", "question": "Is there a dog on the sofa?", "answer": "Yes"},
+        {"type": "summary", "question": "Describe the image briefly.", "answer": "A dog on a sofa."},
+    ]
 )
 
 
@@ -23,7 +27,9 @@ def test_parse_turns_reports_why():
     assert parse_turns("Sure! " + GOOD + " Hope this helps.", schema)[0] is not None
     assert parse_turns("no list here", schema) == (None, "no JSON list in the reply")
     assert parse_turns('[{"type": "short",]', schema)[1].startswith("invalid JSON")
-    assert "schema" in parse_turns(json.dumps([{"type": "poem", "question": "Why?", "answer": "x"}] * 3), schema)[1]
+    assert "schema" in parse_turns(json.dumps([{"type": "poem", "question": "Why is it?", "answer": "x"}] * 3), schema)[1]
+    yes_no = [{"type": "yes_no", "question": "Is it a dog?", "answer": "Maybe so."}] * 3  # not a closed answer
+    assert "schema" in parse_turns(json.dumps(yes_no), schema)[1]
     assert "schema" in parse_turns("[]", schema)[1]
 
 
@@ -40,12 +46,13 @@ def test_llava_format_checks():
 def replies():
     """Replies with broken JSON first, then valid JSON once asked to repair."""
     broken = '[{"type": "short", "question": "Broken'
-    with openai_stub(lambda body, _: (200, GOOD if len(body["messages"]) > 1 else broken)) as url:
+    repaired = lambda body: any(m["role"] == "assistant" for m in body["messages"])  # noqa: E731
+    with openai_stub(lambda body, _: (200, GOOD if repaired(body) else broken)) as url:
         yield f"openai:{url}#m"
 
 
 def test_repair_loop_fixes_or_rejects(replies):
-    batch = {"id": ["a", "b"], "caption": ["A dog on a sofa.", "A bus on a street."]}
+    batch = {"id": ["a", "b"], "caption": ["A dog on a sofa.", "A brown dog sleeps on a sofa."]}
     rows, rejects = write_conversations(batch, create_llm(replies), repairs=1)
     assert [r["attempts"] for r in rows] == [2, 2] and rejects == []
     assert all(conversation_error(r) is None for r in rows)

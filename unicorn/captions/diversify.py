@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
-from ..prompts import load_lines, load_text
+from ..prompts import few_shot_messages, load_lines, load_text
 
 
 def parse_variant(raw: str) -> str:
@@ -45,7 +45,7 @@ def diversify(
         for j in range(k):
             key = stable_int(seed, seed_id, j)
             persona = personas[key % len(personas)]
-            requests.append([{"role": "user", "content": template.format(seed=text, persona=persona)}])
+            requests.append(few_shot_messages(template.format(seed=text, persona=persona)))
             params.append(
                 SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=key % 2**31, stop=("\n",))
             )

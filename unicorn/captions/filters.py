@@ -59,7 +59,7 @@ def english_share(text: str) -> float:
     return sum(w in ENGLISH for w in words) / max(len(words), 1)
 
 
-FUNNEL = ("error", "length", "non_text", "repetition", "language", "faithfulness", "judge")
+FUNNEL = ("error", "length", "non_text", "repetition", "language", "faithfulness", "scene", "judge")
 
 
 def apply_filters(

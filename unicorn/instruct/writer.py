@@ -11,27 +11,40 @@ import jsonschema
 from ..errors import InputError
 from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
-from ..prompts import load_text
+from ..prompts import few_shot_messages, load_text
 from .conversations import to_llava
+from .grounding import check_turn, context_words
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")
+UNANSWERABLE = "That cannot be told from the image."
+QUESTION = {"type": "string", "minLength": 8, "maxLength": 100}
+ANSWER = {"type": "string", "minLength": 1, "maxLength": 100}
 
 
 def turn_schema(min_turns: int, max_turns: int) -> dict:
+    """The JSON Schema of a conversation: `min_turns`..`max_turns` turns, each one of the question types, with the
+    closed answers built in (yes/no, an option letter, the fixed 'cannot be told' line), strings bounded so a reply
+    fits its token budget. Small on purpose: grammar-constrained decoding gets slower as the grammar grows."""
+
+    def turn(kind, answer, **extra) -> dict:
+        properties = {"type": kind, "question": QUESTION, **extra, "answer": answer}
+        return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+    option = {"type": "string", "minLength": 1, "maxLength": 40}
     return {
         "type": "array",
         "minItems": min_turns,
         "maxItems": max_turns,
         "items": {
-            "type": "object",
-            "required": ["type", "question", "answer"],
-            "properties": {
-                "type": {"enum": list(TYPES)},
-                "question": {"type": "string", "minLength": 3},
-                "answer": {"type": "string", "minLength": 1},
-            },
+            "anyOf": [
+                turn({"enum": ["short", "reasoning", "summary"]}, ANSWER),
+                turn({"const": "yes_no"}, {"enum": ["Yes", "No"]}),
+                turn({"const": "multiple_choice"}, {"enum": ["A", "B", "C", "D"]},
+                     options={"type": "array", "items": option, "minItems": 4, "maxItems": 4}),
+                turn({"const": "unanswerable"}, {"const": UNANSWERABLE}),
+            ]
         },
-    }
+    }  # fmt: skip
 
 
 def parse_turns(raw: str, schema: dict) -> tuple[list[dict] | None, str | None]:
@@ -51,6 +64,18 @@ def parse_turns(raw: str, schema: dict) -> tuple[list[dict] | None, str | None]:
     return turns, None
 
 
+def as_qa(turn: dict) -> tuple[str, str]:
+    """A schema turn as LLaVA's (question, answer) text: options listed under the question, answers as sentences."""
+    question, answer = turn["question"].strip(), str(turn["answer"]).strip()
+    if turn["type"] == "multiple_choice":
+        options = turn["options"]
+        question += "\n" + "\n".join(f"{letter}. {o}" for letter, o in zip("ABCD", options, strict=True))
+        answer = f"{answer}. {options['ABCD'.index(answer)]}"
+    elif turn["type"] == "yes_no":
+        answer += "."
+    return question, answer
+
+
 def write_conversations(
     batch: dict[str, list],
     llm: LLM,
@@ -61,37 +86,60 @@ def write_conversations(
     repairs: int = 1,
     max_tokens: int = 512,
     template: str | None = None,
+    constrained: bool = True,
+    min_grounded_turns: int = 2,
 ) -> tuple[list[dict], list[dict]]:
-    """(LLaVA rows, rejects) for a batch of caption rows `{"id", "caption"}`."""
+    """(LLaVA rows, rejects) for a batch of caption rows `{"id", "caption"[, "scene"]}` (scene: a dict or None).
+
+    Each row asks for a seeded number of turns under `turn_schema`, enforced while decoding where `constrained`
+    (every backend: see SamplingParams.json_schema) and validated after it always; a reply that fails is repaired
+    at most `repairs` times. Each turn is then checked against the row's context (`grounding.check_turn`): turns
+    that fail are dropped (kept under `dropped` with the reason), and a conversation keeps its place only with at
+    least `min_grounded_turns` grounded turns left."""
     if not 1 <= min_turns <= max_turns:
         raise InputError(f"need 1 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
     if repairs < 0:
         raise InputError(f"repairs must be >= 0, got {repairs}")
     template = template or load_text("instruct", fields=("caption", "turns", "types"))
-    schema = turn_schema(min_turns, max_turns)
+    scenes = batch.get("scene") or [None] * len(batch["id"])
     pending = {}
-    for row_id, caption in zip(batch["id"], batch["caption"], strict=True):
+    for row_id, caption, scene in zip(batch["id"], batch["caption"], scenes, strict=True):
         key = stable_int(seed, row_id)
         turns = min_turns + key % (max_turns - min_turns + 1)
         prompt = template.format(caption=caption, turns=turns, types=", ".join(TYPES))
-        pending[row_id] = {"messages": [{"role": "user", "content": prompt}], "key": key, "caption": caption}
+        pending[row_id] = {"messages": few_shot_messages(prompt), "key": key, "caption": caption, "turns": turns,
+                           "context": context_words(caption, scene)}  # fmt: skip
     rows, rejects = [], []
     for attempt in range(repairs + 1):
         if not pending:
             break
         ids = list(pending)
         params = [
-            SamplingParams(temperature=0.7, max_tokens=max_tokens, seed=(pending[i]["key"] + attempt) % 2**31)
+            SamplingParams(
+                temperature=0.7,
+                max_tokens=max_tokens,
+                seed=(pending[i]["key"] + attempt) % 2**31,
+                json_schema=json.dumps(turn_schema(pending[i]["turns"], pending[i]["turns"])) if constrained else None,
+            )
             for i in ids
         ]
         completions = llm.generate([pending[i]["messages"] for i in ids], params)
         for row_id, completion in zip(ids, completions, strict=True):
             state = pending[row_id]
+            schema = turn_schema(state["turns"], state["turns"])
             turns, reason = (None, completion.error) if completion.error else parse_turns(completion.text, schema)
             if turns is not None:
-                qa = [(t["question"].strip(), t["answer"].strip()) for t in turns]
-                rows.append(to_llava(row_id, qa, source="llm", types=[t["type"] for t in turns], attempts=attempt + 1))
                 del pending[row_id]
+                verdicts = [check_turn(t, state["context"]) for t in turns]
+                kept = [t for t, v in zip(turns, verdicts, strict=True) if v is None]
+                dropped = [{**t, "reason": v} for t, v in zip(turns, verdicts, strict=True) if v is not None]
+                if len(kept) < min(min_grounded_turns, len(turns)):
+                    rejects.append({"id": row_id, "caption": state["caption"], "raw": completion.text[:2000],
+                                    "reason": f"ungrounded: {len(kept)} of {len(turns)} turns grounded; "
+                                              f"{dropped[0]['reason']}"})  # fmt: skip
+                    continue
+                rows.append(to_llava(row_id, [as_qa(t) for t in kept], source="llm", types=[t["type"] for t in kept],
+                                     attempts=attempt + 1, dropped=dropped))  # fmt: skip
             elif attempt < repairs:
                 state["messages"] = state["messages"] + [
                     {"role": "assistant", "content": completion.text},

@@ -6,6 +6,7 @@ a re-run or a resumed run never pays for a request twice.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,9 @@ class SamplingParams:
     max_tokens: int = 128
     seed: int = 0
     stop: tuple[str, ...] = ()
+    # A JSON Schema (as a JSON string, so the params stay hashable and the schema is part of the cache key) that
+    # the reply must satisfy; each backend enforces it while decoding (see `json_schema` in each backend).
+    json_schema: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.temperature <= 5:
@@ -36,6 +40,28 @@ class SamplingParams:
         if self.max_tokens < 1:
             raise InputError(f"max_tokens must be >= 1, got {self.max_tokens}")
         object.__setattr__(self, "stop", tuple(self.stop))
+        if self.json_schema is not None:
+            check_schema(self.json_schema)
+
+    @property
+    def schema(self) -> dict | None:
+        return json.loads(self.json_schema) if self.json_schema is not None else None
+
+
+def check_schema(text: str) -> None:
+    """A JSON Schema the backends can enforce: valid JSON, a valid schema (Draft 2020-12 meta-schema), an object."""
+    try:
+        schema = json.loads(text)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"json_schema is not valid JSON: {e}") from None
+    if not isinstance(schema, dict):
+        raise InputError(f"json_schema must be a JSON object, got {type(schema).__name__}")
+    try:
+        import jsonschema
+
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise InputError(f"json_schema is not a valid JSON Schema: {e.message}") from None
 
 
 @dataclass
@@ -86,6 +112,18 @@ def render_prompt(messages: Messages) -> str:
     if len(messages) == 1 and messages[0]["role"] == "user":
         return messages[0]["content"]
     return "\n\n".join(m["content"] for m in messages)
+
+
+def split_prefix(messages: Messages) -> tuple[str, str]:
+    """(shared prefix, the request's own text) of the plain prompt: leading system messages are the prefix that many
+    requests share (instructions and few-shot examples), so a backend can evaluate it once. Joined with the same
+    separator, the two parts are `render_prompt(messages)`."""
+    n = 0
+    while n < len(messages) - 1 and messages[n]["role"] == "system":
+        n += 1
+    if n == 0:
+        return "", render_prompt(messages)
+    return render_prompt(messages[:n]) + "\n\n", "\n\n".join(m["content"] for m in messages[n:])
 
 
 class LLM:

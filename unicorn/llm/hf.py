@@ -1,10 +1,16 @@
-"""`hf:NAME_OR_DIR`: transformers `generate` for small local causal language models."""
+"""`hf:NAME_OR_DIR`: transformers `generate` for small local causal language models.
+
+`SamplingParams.json_schema` is enforced while decoding by xgrammar's logits processor (the `hf` extra): the schema
+is compiled once against the tokenizer's vocabulary, and each request gets a fresh matcher that masks every token
+the schema does not allow next.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from ..encoders.base import load_error
+from ..errors import InputError
 from .base import LLM, Completion, render_prompt
 from .cache import RequestCache
 
@@ -23,6 +29,23 @@ class HFLLM(LLM):
             raise load_error(self.spec, e) from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._compiled: dict = {}
+
+    def _constraint(self, schema: str | None) -> list:
+        """[a logits processor enforcing `schema`], or [] without one."""
+        if schema is None:
+            return []
+        try:
+            import xgrammar as xgr
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError:
+            raise InputError("JSON schemas on the hf backend need xgrammar: pip install 'unicorn-vlm[hf]'") from None
+        if schema not in self._compiled:
+            if not hasattr(self, "_compiler"):
+                info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+                self._compiler = xgr.GrammarCompiler(info)
+            self._compiled[schema] = self._compiler.compile_json_schema(schema, any_whitespace=False)  # compact JSON
+        return [LogitsProcessor(self._compiled[schema])]
 
     def _prompt(self, messages) -> str:
         if self.tokenizer.chat_template:
@@ -42,6 +65,8 @@ class HFLLM(LLM):
                 temperature=p.temperature if sample else None,
                 top_p=p.top_p if sample else None,
                 pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                logits_processor=self._constraint(p.json_schema) or None,
             )
             new = out[0, ids["input_ids"].shape[1] :]
             text = self.tokenizer.decode(new, skip_special_tokens=True)

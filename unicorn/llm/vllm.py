@@ -1,6 +1,8 @@
 """`vllm:MODEL`: vLLM's offline engine (`LLM.chat` with `SamplingParams`), batched, prefix caching on.
 
 An optional extra (`pip install unicorn-vlm[vllm]`) that needs a GPU; imported only when asked for.
+`SamplingParams.json_schema` is enforced while decoding by vLLM's structured outputs (`StructuredOutputsParams(json=...)`
+in vLLM >= 0.10.2, `GuidedDecodingParams(json=...)` before).
 """
 
 from __future__ import annotations
@@ -26,11 +28,21 @@ class VllmLLM(LLM):
                 f"{self.spec}: could not start vLLM: {type(e).__name__}: {str(e).splitlines()[0]}"
             ) from None
 
+    def _structured(self, p) -> dict:
+        if p.json_schema is None:
+            return {}
+        from vllm import sampling_params as sp
+
+        if hasattr(sp, "StructuredOutputsParams"):
+            return {"structured_outputs": sp.StructuredOutputsParams(json=p.schema)}
+        return {"guided_decoding": sp.GuidedDecodingParams(json=p.schema)}
+
     def _generate(self, requests, params, done) -> None:
         sampling = [
             self._vllm.SamplingParams(
-                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed, stop=list(p.stop)
-            )
+                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed, stop=list(p.stop),
+                **self._structured(p),
+            )  # fmt: skip
             for p in params
         ]
         outputs = self.engine.chat(requests, sampling, use_tqdm=False)

@@ -87,6 +87,12 @@ GAP_NOTE = (
 SAMPLE_HEADER = ["id", "provenance", "persona", "caption"]
 CONVERSATION_HEADER = ["written by", "row", "first turns"]
 REJECT_HEADER = ["stage", "reason", "count", "example"]
+GROUNDING_HEADER = ["LLM captions", "checked", "hallucinated", "wrong mentions / caption", "coverage"]
+GROUNDING_NOTE = (
+    "Each LLM caption's mentions of shapes, colours, sizes, textures, numbers and relations (world scenes; category "
+    "nouns for COCO-style instances) checked against its scene. Hallucinated: names at least one thing the scene "
+    "lacks (lower is better). Coverage: share of the scene's objects the caption names (higher is better)."
+)
 
 
 def _gap_rows(s: RunSummary) -> list[list[str]]:
@@ -107,6 +113,8 @@ def markdown(s: RunSummary, images: list[str]) -> str:
         md += ["## Gap against real rendered images", ""]
         md += [GAP_NOTE, "", *table(["embedding", "cos_paired", "centroid_gap", "R@1"], _gap_rows(s)), ""]
         md += [*table(["column", "direction", "what it measures"], GAP_COLUMNS), ""]
+    if s.grounding:
+        md += ["## Scene grounding", "", GROUNDING_NOTE, "", *table(GROUNDING_HEADER, s.grounding), ""]
     md += ["## Sample rows", "", *table(SAMPLE_HEADER, s.samples), ""]
     md += ["## Sample conversations", "", *table(CONVERSATION_HEADER, s.conversations), ""]
     md += ["## Top reject reasons", "", *table(REJECT_HEADER, s.rejects), ""]
@@ -139,6 +147,8 @@ def page(s: RunSummary, images: list[str]) -> str:
             table(["embedding", "cos_paired", "centroid_gap", "R@1"], _gap_rows(s)),
             table(["column", "direction", "what it measures"], GAP_COLUMNS),
         ]
+    if s.grounding:
+        parts += ["<h2>Scene grounding</h2>", f"<p>{html.escape(GROUNDING_NOTE)}</p>", table(GROUNDING_HEADER, s.grounding)]
     parts += [
         "<h2>Sample rows</h2>",
         table(SAMPLE_HEADER, s.samples),

@@ -19,6 +19,23 @@ METADATA = ("id", "seed_id", "caption", "provenance", "persona", "faithfulness",
 DEDUP = {"exact_duplicate": "dedup_exact", "semantic_duplicate": "dedup_semantic"}
 
 
+def scene_stats(batch: Columns, live: list[int]) -> dict[str, float]:
+    """Scene grounding of the LLM variants, before filtering (every variant that has a caption and a scene) and after
+    (the kept ones): how many were checked, how many name something the scene lacks, wrong mentions, coverage."""
+    out: dict[str, float] = {}
+    if "scene_errors" not in batch:
+        return out
+    kept = set(live)
+    for prefix, rows in (("scene", range(len(batch["id"]))), ("kept_scene", kept)):
+        checked = [i for i in rows if batch["scene_errors"][i] is not None and batch["reject"][i] not in ("error",)]
+        wrong = [len(json.loads(batch["scene_errors"][i])) for i in checked]
+        out[f"{prefix}_checked"] = len(checked)
+        out[f"{prefix}_hallucinated"] = sum(w > 0 for w in wrong)
+        out[f"{prefix}_wrong_mentions"] = sum(wrong)
+        out[f"{prefix}_coverage_sum"] = round(sum(batch["scene_coverage"][i] for i in checked), 4)
+    return out
+
+
 def reason_kind(reason: str | None) -> str:
     """A reject reason without its particulars: 'invalid JSON: Extra data: line 1 column 9' -> 'invalid JSON'."""
     return str(reason).split(":")[0].strip()[:80] or "unknown"
@@ -52,6 +69,7 @@ def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun
                                                                           strict=True) if p != "seed")  # fmt: skip
     for reason, key in DEDUP.items():
         stats[key] = sum(r == reason for r in batch["reject"])
+    stats.update(scene_stats(batch, live))
     instructions = [c for i in live for c in json.loads(batch["conversations"][i])]
     failed = [r for i in live for r in json.loads(batch["conversation_rejects"][i])]
     stats.update(rows=len(live), instructions=len(instructions), instruction_rejects=len(failed))

@@ -33,6 +33,7 @@ class RunSummary:
     samples: list[tuple[str, str, str, str]]  # (id, provenance, persona, caption): a few of every provenance
     conversations: list[tuple[str, str, str]] = field(default_factory=list)  # (source, id, first turns)
     rejects: list[tuple[str, str, int, str]] = field(default_factory=list)  # (stage, reason, count, one example)
+    grounding: list[tuple[str, int, str, str, str]] = field(default_factory=list)  # scene grounding before/after
     seed_captions: list[str] = field(default_factory=list)
     llm_captions: list[str] = field(default_factory=list)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # text, synthetic image[, real image]
@@ -74,6 +75,13 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
     samples = _samples(meta)
     conversation_samples = _conversation_samples(conversations)
     rejects = _top_rejects(manifest, totals)
+    grounding = [
+        (label, int(totals[f"{p}_checked"]), f"{totals[f'{p}_hallucinated'] / totals[f'{p}_checked']:.1%}",
+         f"{totals[f'{p}_wrong_mentions'] / totals[f'{p}_checked']:.2f}",
+         f"{totals[f'{p}_coverage_sum'] / totals[f'{p}_checked']:.2f}")
+        for label, p in (("all LLM variants (before filtering)", "scene"), ("kept LLM rows (after)", "kept_scene"))
+        if totals[f"{p}_checked"]
+    ]  # fmt: skip
 
     seed_file = manifest.get("seed_file", {})
     counts = [("seed lines read", seed_file.get("read", totals["seeds"]))]
@@ -101,6 +109,7 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
         samples=samples,
         conversations=conversation_samples,
         rejects=rejects,
+        grounding=grounding,
         seed_captions=seed_rows,
         llm_captions=llm_rows,
         embeddings=embeddings,

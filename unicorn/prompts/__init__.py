@@ -29,3 +29,15 @@ def load_lines(name_or_path: str | Path) -> list[str]:
     if not lines:
         raise InputError(f"{name_or_path} holds no lines")
     return lines
+
+
+def few_shot_messages(prompt: str) -> list[dict[str, str]]:
+    """A filled few-shot prompt as [system: instructions and examples, user: its last paragraph (the request's own)].
+
+    Rendered for a base model (`render_prompt`) the two give back `prompt` exactly; a backend that evaluates shared
+    prefixes once (llama.cpp: `split_prefix`; servers with prefix caching) then pays only for the last paragraph.
+    """
+    head, sep, last = prompt.rstrip("\n").rpartition("\n\n")
+    if not sep:
+        return [{"role": "user", "content": prompt}]
+    return [{"role": "system", "content": head}, {"role": "user", "content": last}]

@@ -137,4 +137,6 @@ def llm_counters(llm) -> dict[str, float]:
         "llm_cache_hits": u.cache_hits,
         "llm_completion_tokens": u.completion_tokens,
         "llm_seconds": u.seconds,
+        "llm_schema_fallbacks": getattr(llm, "schema_fallbacks", 0),  # openai: JSON schemas the server refused
+        "llm_prefix_hits": getattr(llm, "prefix_hits", 0),  # llamacpp: requests that restored a saved prefix
     }

@@ -1,5 +1,10 @@
 """The `captions` step: each seed row, plus k LLM variants of it written in a persona's voice, through the
-counted filter funnel (length, non-text, repetition, language, faithfulness, optional photograph judge)."""
+counted filter funnel (length, non-text, repetition, language, faithfulness, scene, optional photograph judge).
+
+The `scene` filter (`captions/scene_check.py`) rejects a variant that names an object, attribute, number or relation
+its seed's scene lacks (world scenes exactly; COCO-style instances by category noun). Every variant is checked, kept
+or not, and carries `scene_errors` (what it got wrong, JSON) and `scene_coverage`, so a run reports hallucination
+and coverage before and after filtering."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from dataclasses import dataclass
 
 from ..captions.diversify import diversify
 from ..captions.filters import FilterConfig, apply_filters
+from ..captions.scene_check import check_caption
 from ..errors import InputError
 from ..prompts import load_lines, load_text
 from .base import NO_RUNTIME, Columns, Runtime, Step, llm_options
 
 SEED_COLUMNS = ("id", "text", "scene")
-ROW_COLUMNS = ("id", "seed_id", "seed", "caption", "provenance", "persona", "faithfulness", "scene", "reject")
+ROW_COLUMNS = ("id", "seed_id", "seed", "caption", "provenance", "persona", "faithfulness", "scene", "scene_errors",
+               "scene_coverage", "reject")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class CaptionsConfig:
     filter_encoder: str = "st:default"
     prompt: str = "caption"
     personas: str = "personas"
+    scene_check: bool = True  # reject variants that name what their seed's scene lacks (rows with a scene only)
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -73,7 +81,8 @@ class CaptionsStep(Step):
         if c.include_seeds:
             for sid, text in zip(batch["id"], batch["text"], strict=True):
                 add(id=f"{sid}#seed", seed_id=sid, seed=text, caption=text, provenance="seed", persona=None,
-                    faithfulness=1.0, scene=scenes[sid], reject=None)  # fmt: skip
+                    faithfulness=1.0, scene=scenes[sid], scene_errors=None, scene_coverage=None,
+                    reject=None)  # fmt: skip
         if c.k and batch["id"]:
             variants = diversify(
                 {"id": batch["id"], "text": batch["text"]},
@@ -87,8 +96,15 @@ class CaptionsStep(Step):
             )
             scored = apply_filters(variants, self.filters, encoder=self.encoder, judge=self.llm)
             for i in range(len(scored["id"])):
+                scene = scenes[scored["seed_id"][i]]
+                check = check_caption(scored["caption"][i], json.loads(scene)) if scene else None
+                reject = scored["reject"][i]
+                if reject in (None, "judge") and c.scene_check and check is not None and check.wrong:
+                    reject = "scene"  # before the judge in the funnel: a wrong scene outranks a judge's no
                 add(id=scored["id"][i], seed_id=scored["seed_id"][i], seed=scored["seed"][i],
                     caption=scored["caption"][i], provenance=f"llm:{self.llm.spec}", persona=scored["persona"][i],
-                    faithfulness=scored["faithfulness"][i], scene=scenes[scored["seed_id"][i]],
-                    reject=scored["reject"][i])  # fmt: skip
+                    faithfulness=scored["faithfulness"][i], scene=scene,
+                    scene_errors=json.dumps(check.wrong) if check is not None else None,
+                    scene_coverage=round(check.coverage, 4) if check is not None else None,
+                    reject=reject)  # fmt: skip
         return out

@@ -25,6 +25,8 @@ class InstructConfig:
     max_turns: int = 5
     max_tokens: int = 320
     repairs: int = 1  # repair-and-retry rounds for a reply that fails the schema
+    constrained: bool = True  # enforce the conversation's JSON Schema while decoding (every backend)
+    min_grounded_turns: int = 2  # a conversation with fewer turns grounded in its context is rejected
 
     def __post_init__(self) -> None:
         if not 0 <= self.llm_share <= 1:
@@ -77,13 +79,19 @@ class InstructStep(Step):
         chosen = [i for i in live if chosen_for_llm(batch["id"][i], self.seed, c.llm_share)]
         if chosen and self.llm is not None:
             convs, rejects = write_conversations(
-                {"id": [batch["id"][i] for i in chosen], "caption": [batch["caption"][i] for i in chosen]},
+                {
+                    "id": [batch["id"][i] for i in chosen],
+                    "caption": [batch["caption"][i] for i in chosen],
+                    "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
+                },
                 self.llm,
                 seed=self.seed,
                 min_turns=c.min_turns,
                 max_turns=c.max_turns,
                 repairs=c.repairs,
                 max_tokens=c.max_tokens,
+                constrained=c.constrained,
+                min_grounded_turns=c.min_grounded_turns,
             )
             for conv in convs:
                 made[conv["id"]].append({**conv, "id": f"{conv['id']}#llm", "image": conv["id"]})

@@ -1,0 +1,100 @@
+"""Is an LLM-written answer supported by what the "image" shows? A lexical check against the row's context.
+
+The context is the caption plus, where the row has them, its scene's object words (world scenes) or its boxes'
+category names (COCO-style instances). Words are compared after lower-casing, dropping stop words and a crude
+plural/verb-ending strip, so "dogs" meets "dog" and "sitting" meets "sits" only through the stem "sit".
+
+- yes/no: "Yes" needs the question's content words in the context (asking "Is the toilet red?" of a caption that
+  never says red is not grounded); "No" is accepted (a denial of what the caption does not state).
+- multiple choice: four distinct options, and the chosen option's content words in the context.
+- short, reasoning, summary: at least `min_share` of the answer's content words in the context (reasoning may add
+  inference, so its share is lower).
+- unanswerable: the answer says so (the schema fixes it), and the question must not be answerable from the context:
+  it is rejected when all its content words are in the context, or when it asks a colour or a number that the
+  context states for what it names.
+
+This is a proxy with known limits (synonyms and paraphrase fail it; a true word in a false relation passes it);
+its rejects keep the reason, and the run report counts them.
+"""
+
+from __future__ import annotations
+
+import re
+
+STOP = set(
+    "a an the is are was were be been being am do does did of in on at to for from by with without and or but not no "
+    "yes this that these those there here it its it's they them their he she his her him we you i me my our your "
+    "what which who whom whose where when why how many much some any all each every both either neither one ones "
+    "can could would should will may might must shall has have had having as than then so such very also just only "
+    "into onto over under above below near next up down out off about image picture photo photograph scene shown "
+    "see seen visible appear appears look looks like kind type sort thing things something someone".split()
+)  # fmt: skip
+COLOUR_WORDS = set("red green blue yellow purple orange white black grey gray brown pink silver gold".split())
+NUMBER_WORDS = set("one two three four five six seven eight nine ten single pair couple several".split())
+WORD = re.compile(r"[a-z]+")
+
+
+def stem(word: str) -> str:
+    for suffix in ("ing", "es", "s", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":  # sitting -> sitt -> sit
+                word = word[:-1]
+            return word
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {stem(w) for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1}
+
+
+def context_words(caption: str, scene: dict | None = None) -> set[str]:
+    words = content_words(caption)
+    for o in (scene or {}).get("objects", []):
+        if isinstance(o, dict):
+            words |= content_words(" ".join(str(o.get(k, "")) for k in ("shape", "colour", "size", "texture")))
+    for inst in (scene or {}).get("instances", []):
+        words |= content_words(str(inst.get("category", "")))
+    return words
+
+
+def _share(words: set[str], context: set[str]) -> float:
+    return len(words & context) / len(words) if words else 1.0
+
+
+def _missing(words: set[str], context: set[str]) -> str:
+    return ", ".join(sorted(words - context))
+
+
+def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6) -> str | None:
+    """Why `turn` ({type, question, answer[, options]}) is not grounded in `context`, or None when it is."""
+    kind, question, answer = turn["type"], turn["question"], str(turn["answer"])
+    asked = content_words(question)
+    if kind == "yes_no":
+        if answer.lower().startswith("yes") and _share(asked, context) < 1.0:
+            return f"'yes' to a question about what the context does not state ({_missing(asked, context)})"
+        return None
+    if kind == "multiple_choice":
+        options = [str(o).strip().lower() for o in turn.get("options", [])]
+        if len(set(options)) != len(options):
+            return "repeated options"
+        chosen = options["ABCD".index(answer[0])] if answer[:1] in ("A", "B", "C", "D") and options else ""
+        words = content_words(chosen)
+        if not words or _share(words, context) < 1.0:
+            return f"the chosen option is not in the context ({_missing(words, context) or 'empty'})"
+        return None
+    if kind == "unanswerable":
+        if asked and asked <= context:
+            return "'unanswerable' question about what the context states"
+        raw = set(WORD.findall(question.lower()))
+        named = asked - {"colour", "color", "many", "number"}
+        if {"colour", "color"} & raw and COLOUR_WORDS & context and named & context:
+            return "'unanswerable' colour question that the context answers"
+        if "many" in raw and NUMBER_WORDS & context and named & context:
+            return "'unanswerable' count question that the context answers"
+        return None
+    said = content_words(answer)
+    needed = min_share * (0.8 if kind == "reasoning" else 1.0)
+    if _share(said, context) < needed:
+        return f"{kind} answer not supported by the context ({_missing(said, context)})"
+    return None
