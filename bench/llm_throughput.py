@@ -7,6 +7,14 @@ and prints completion tokens/s of each and their ratio. Then it re-runs the stag
 only the first half of the responses (as a run killed half-way leaves it) and prints the cache hits.
 
     python bench/llm_throughput.py [--seeds 24] [--k 2] [--in-flight 4]
+
+`--in-process` measures the embedded model instead (`llamacpp:default`, 2 cores), side by side on the caption
+stage's own prompts: every request from an empty context (the per-request reset, the reference), the saved
+prefix state restored per request (the backend's default), and the bare model through llama-cpp-python with its
+own prompt reuse (what the hardware allows, history-dependent). Prints tokens/s, the ratios, and whether every
+reply with the prefix state is the same alone, in order, in reverse order and in a second fresh model.
+
+    python bench/llm_throughput.py --in-process [--seeds 12] [--k 2]
 """
 
 from __future__ import annotations
@@ -82,13 +90,55 @@ def capture_bodies(batch, k: int) -> list[dict]:
     return bodies
 
 
+def in_process(batch, k: int) -> None:
+    from unicorn.llm import SamplingParams
+    from unicorn.llm.base import render_prompt
+
+    bodies = capture_bodies(batch, k)
+    requests = [b["messages"] for b in bodies]
+    params = [SamplingParams(temperature=b["temperature"], top_p=b["top_p"], max_tokens=b["max_tokens"], seed=b["seed"],
+                             stop=tuple(b["stop"])) for b in bodies]  # fmt: skip
+    results = {}
+    for name, options in (("reset per request", {"prefix_cache": False}), ("prefix state", {})):
+        llm = create_llm("llamacpp:default", **options)
+        start = time.perf_counter()
+        out = llm.generate(requests, params, progress=False)
+        seconds = time.perf_counter() - start
+        results[name] = (sum(c.completion_tokens for c in out) / seconds, [c.text for c in out], llm)
+    llm = results["prefix state"][2]
+    replies = results["prefix state"][1]
+    alone = [llm.generate([r], [p], progress=False)[0].text for r, p in zip(requests[:6], params[:6], strict=True)]
+    reverse = [c.text for c in llm.generate(requests[::-1], params[::-1], progress=False)][::-1]
+    llm.cache = None
+    second = create_llm("llamacpp:default")
+    again = [c.text for c in second.generate(requests, params, progress=False)]
+    model = second.model  # the bare model: llama-cpp-python's own prefix reuse, no reset, no state restore
+    start, tokens = time.perf_counter(), 0
+    for r, p in zip(requests, params, strict=True):
+        o = model.create_completion(render_prompt(r), max_tokens=p.max_tokens, temperature=p.temperature,
+                                    top_p=p.top_p, stop=list(p.stop), seed=p.seed)  # fmt: skip
+        tokens += o["usage"]["completion_tokens"]
+    bare_tps = tokens / (time.perf_counter() - start)
+    reset_tps, prefix_tps = results["reset per request"][0], results["prefix state"][0]
+    print(f"caption stage on llamacpp:default, {len(requests)} requests ({len(batch['id'])} seeds x {k}), 2 cores")
+    print(f"  reset per request : {reset_tps:6.1f} tok/s")
+    print(f"  prefix state      : {prefix_tps:6.1f} tok/s  = {prefix_tps / reset_tps:.2f}x reset (target >= 1.6)")
+    print(f"  bare llama-cpp    : {bare_tps:6.1f} tok/s  (history-dependent reuse); prefix state = "
+          f"{prefix_tps / bare_tps:.2f}x bare, reset = {reset_tps / bare_tps:.2f}x bare")
+    print(f"  prefix-state replies identical alone: {alone == replies[:6]}, in reverse order: {reverse == replies}, "
+          f"in a second fresh model: {again == replies}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=24)
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--in-flight", type=int, default=4)
+    ap.add_argument("--in-process", action="store_true", help="the embedded model instead of a server")
     args = ap.parse_args()
     batch = seeds(args.seeds)
+    if args.in_process:
+        return in_process(batch, args.k)
     bodies = capture_bodies(batch, args.k)
     with llama_server(default_model_path()) as url, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(bare(url, bodies[:2], args.in_flight))  # warm the server once

@@ -1,13 +1,14 @@
 """LLM backends against real models: the bundled Gemma 3 270M in-process and behind a real llama.cpp server
 on 127.0.0.1; retry behaviour against a real local HTTP server that answers with chosen status codes."""
 
+import json
+
 import pytest
 
 from tests.conftest import openai_stub
-from unicorn.errors import InputError
+from unicorn.errors import InputError, ServiceUnavailable
 from unicorn.llm import RequestCache, SamplingParams, create_llm
 from unicorn.llm.llamacpp import default_model_path
-from unicorn.errors import ServiceUnavailable
 from unicorn.llm.server import llama_server
 
 PROMPTS = [[{"role": "user", "content": f"Caption: a {x} on a table.\nDescription:"}] for x in ("cup", "cat", "book")]
@@ -37,19 +38,29 @@ def test_llamacpp_in_process_is_seeded_and_cached(gemma_path, tmp_path):
 
 
 def test_llamacpp_reply_does_not_depend_on_the_request_before(gemma_path):
-    """Each request starts from an empty context, so a resumed run (whose first request had no predecessor)
-    gets the same replies as an uninterrupted one."""
-    from unicorn.prompts import load_text
+    """Each request starts from the saved state of its own system prefix (or from empty), so a resumed run (whose
+    first request had no predecessor) gets the same replies as an uninterrupted one: alone, in turn, reversed,
+    after a request with another prefix, and in a second model."""
+    from unicorn.prompts import few_shot_messages, load_text
 
     template = load_text("instruct")
     prompts = [
-        [{"role": "user", "content": template.format(caption=c, turns=3, types="short, yes_no")}]
+        few_shot_messages(template.format(caption=c, types="short, yes_no"))
         for c in ("A red bus parked on a street.", "Two cats sleeping on a sofa.", "A plane over mountains.")
     ]
-    params = [SamplingParams(max_tokens=64, seed=k) for k in range(3)]
-    in_turn = create_llm(f"llamacpp:{gemma_path}").generate(prompts, params)
-    alone = [create_llm(f"llamacpp:{gemma_path}").generate([p], [q])[0] for p, q in zip(prompts, params, strict=True)]
-    assert [c.text for c in in_turn] == [c.text for c in alone]
+    other = [{"role": "system", "content": "Another prefix entirely."}, {"role": "user", "content": "Hello"}]
+    params = [SamplingParams(max_tokens=48, seed=k) for k in range(3)]
+    llm = create_llm(f"llamacpp:{gemma_path}")
+    in_turn = [c.text for c in llm.generate(prompts, params)]
+    assert llm.prefix_hits == 2  # the shared prefix was evaluated once
+    llm.generate([other], [SamplingParams(max_tokens=8)])
+    reverse = [c.text for c in llm.generate(prompts[::-1], params[::-1])][::-1]
+    fresh = create_llm(f"llamacpp:{gemma_path}")
+    alone = [fresh.generate([p], [q])[0].text for p, q in zip(prompts[::-1], params[::-1], strict=True)][::-1]
+    assert in_turn == reverse == alone
+    reset = create_llm(f"llamacpp:{gemma_path}", prefix_cache=False)  # the reference: no state kept at all
+    assert [c.text for c in reset.generate(prompts, params)] == [reset.generate([p], [q])[0].text
+                                                              for p, q in zip(prompts, params, strict=True)]
 
 
 def test_openai_backend_against_a_real_llama_cpp_server(server, tmp_path):
@@ -146,3 +157,57 @@ def test_malformed_requests_are_refused(tmp_path):
         llm.generate([[{"role": "robot", "content": "hi"}]])
     with pytest.raises(InputError, match="max_tokens"):
         SamplingParams(max_tokens=0)
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('["a list"]', "must be a JSON object"),
+        ('{"type": 12}', "not a valid JSON Schema"),
+        ('{"type": "object", "minProperties": -1}', "not a valid JSON Schema"),
+    ],
+)
+def test_a_bad_json_schema_is_one_clear_error(schema, message):
+    with pytest.raises(InputError, match=message):
+        SamplingParams(json_schema=schema)
+
+
+YES_NO = json.dumps(
+    {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"],
+     "additionalProperties": False}
+)  # fmt: skip
+
+
+def test_the_schema_is_part_of_the_cache_key(gemma_path, tmp_path):
+    llm = create_llm("llamacpp:default", cache=tmp_path / "c.sqlite")
+    prompt = [[{"role": "user", "content": "Is the sky blue? Answer in JSON:"}]]
+    free = llm.generate(prompt, SamplingParams(max_tokens=16, seed=1))
+    bound = llm.generate(prompt, SamplingParams(max_tokens=16, seed=1, json_schema=YES_NO))
+    assert llm.usage.cache_hits == 0 and json.loads(bound[0].text)["answer"] in ("yes", "no")
+    assert free[0].text != bound[0].text
+
+
+def test_llama_cpp_server_enforces_the_schema(server, tmp_path):
+    llm = create_llm(f"openai:{server}#gemma", cache=tmp_path / "c.sqlite")
+    prompts = [[{"role": "user", "content": f"Question {k}: is a {c} thing red? Reply in JSON."}]
+               for k, c in enumerate(("apple", "lemon", "cherry"))]  # fmt: skip
+    out = llm.generate(prompts, [SamplingParams(max_tokens=24, seed=k, json_schema=YES_NO) for k in range(3)])
+    assert all(json.loads(c.text)["answer"] in ("yes", "no") for c in out) and llm.schema_fallbacks == 0
+
+
+def test_a_server_that_refuses_response_format_gets_the_fallback(tmp_path, capsys):
+    """A stub (a real HTTP server; no real server refuses on demand) that answers 400 to any request carrying
+    response_format, as some OpenAI-compatible servers do: the request goes again without it, counted and warned."""
+    seen = []
+
+    def reply(body, headers):
+        seen.append("response_format" in body)
+        return (400, "") if "response_format" in body else (200, '{"answer": "yes"}')
+
+    with openai_stub(reply) as url:
+        llm = create_llm(f"openai:{url}#m", cache=tmp_path / "c.sqlite")
+        out = llm.generate(PROMPTS[:2], SamplingParams(max_tokens=8, json_schema=YES_NO))
+    assert [c.text for c in out] == ['{"answer": "yes"}'] * 2 and all(c.error is None for c in out)
+    assert llm.schema_fallbacks >= 1 and seen[-1] is False  # remembered: later requests go without it
+    assert capsys.readouterr().err.count("refused response_format") == 1

@@ -83,3 +83,41 @@ def test_a_file_with_nothing_usable_is_an_error(tmp_path):
     (tmp_path / "empty.txt").write_text("\n \n")
     with pytest.raises(InputError, match="no usable seeds.*empty 2"):
         read_seeds(str(tmp_path / "empty.txt"))
+
+
+@pytest.mark.parametrize(
+    "instance, message",
+    [
+        ({"category": "dog", "bbox": [0.1, 0.2, 1.4, 0.9]}, "outside [0, 1]"),
+        ({"category": "dog", "bbox": [0.5, 0.2, 0.1, 0.9]}, "x1 <= x2"),
+        ({"category": "dog", "bbox": [0.1, 0.2, 0.3], "score": 0.9}, "unknown keys ['score']"),
+        ({"category": "", "bbox": [0.1, 0.2, 0.3, 0.4]}, "category must be a non-empty string"),
+        ({"category": "dog", "bbox": "0.1 0.2 0.3 0.4"}, "bbox must be [x1, y1, x2, y2]"),
+    ],
+)
+def test_llava_context_with_malformed_boxes_is_one_line_and_loses_nothing(instance, message, tmp_path, capsys):
+    from unicorn.cli import main
+
+    good = {"id": "1", "captions": ["A dog on grass."], "instances": [{"category": "dog", "bbox": [0.1, 0.1, 0.5, 0.5]}]}
+    bad = {"id": "2", "captions": ["A dog."], "instances": [instance]}
+    seeds = tmp_path / "context.jsonl"
+    seeds.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"seeds: {{source: {seeds}}}\ncaptions: {{k: 0}}\ninstruct: {{llm_share: 0.0}}\n"
+                      "embed: {encoder: 'st:default', projector: none}\n")  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{seeds} line 2: instance 0:" in err and message in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(not (SHARED / "llava_coco_samples").is_dir(), reason="shared LLaVA samples not found")
+def test_llava_caps_and_boxes_are_seeds_with_their_context():
+    rows, stats = read_seeds(str(SHARED / "llava_coco_samples" / "caps_boxes_coco2014_val_80.jsonl"))
+    assert stats["kept"] == 80 and stats["malformed"] == 0
+    first = rows[0]
+    assert first["text"] == first["scene"]["captions"][0] and len(first["scene"]["captions"]) == 5
+    assert all(0 <= v <= 1 for r in rows for i in r["scene"]["instances"] for v in i["bbox"])

@@ -1,7 +1,9 @@
 """Caption seeds from files, datasets, the procedural world or class labels, with every skipped row counted.
 
 Sources: a `.txt` file (one caption per line), `.jsonl` (`{"id"?, "caption"|"text", "scene"?}` per line, as
-`unicorn world sample` writes), COCO captions `.json`, a CC3M-style `.tsv` (caption, then url),
+`unicorn world sample` writes; or LLaVA's symbolic context, `{"id", "captions": [...], "instances": [{"category",
+"bbox": [x1, y1, x2, y2] normalised to [0, 1]}]}`, whose first caption is the seed and whose captions and boxes
+become the row's context), COCO captions `.json`, a CC3M-style `.tsv` (caption, then url),
 `hf:NAME_OR_DIR[:SPLIT][#COLUMN]` (a Hugging Face dataset), `world:N[@SEED]` (world scene graphs) and
 `domain:LABELS.txt` (Unicorn's domain seeds: class labels placed in templates).
 """
@@ -119,7 +121,37 @@ def _jsonl(reader: SeedReader, path: Path) -> None:
         except (json.JSONDecodeError, AttributeError):
             reader.skip("malformed")
             continue
+        if "instances" in row:  # LLaVA's captions + boxes: bad boxes are an error, not a skip (they are the truth)
+            scene = boxes_context(row, f"{path} line {n}")
+            reader.add(ident, scene["captions"][0] if scene["captions"] else text, scene)
+            continue
         reader.add(ident, text, row.get("scene"))
+
+
+INSTANCE_KEYS = {"category", "bbox"}
+
+
+def boxes_context(row: dict, where: str) -> dict:
+    """`{"captions": [...], "instances": [{"category", "bbox"}]}` from a LLaVA caps+boxes row, every box checked."""
+    captions = row.get("captions", [row.get("caption")] if row.get("caption") else [])
+    if not isinstance(captions, list) or not all(isinstance(c, str) and c.strip() for c in captions):
+        raise InputError(f"{where}: captions must be a list of non-empty strings")
+    instances = row["instances"]
+    if not isinstance(instances, list):
+        raise InputError(f"{where}: instances must be a list")
+    for k, inst in enumerate(instances):
+        if not isinstance(inst, dict) or set(inst) != INSTANCE_KEYS:
+            keys = sorted(set(inst) - INSTANCE_KEYS) if isinstance(inst, dict) else []
+            detail = f"unknown keys {keys}" if keys else f"needs exactly the keys {sorted(INSTANCE_KEYS)}"
+            raise InputError(f"{where}: instance {k}: {detail}")
+        box = inst["bbox"]
+        if not isinstance(inst["category"], str) or not inst["category"].strip():
+            raise InputError(f"{where}: instance {k}: category must be a non-empty string")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+            raise InputError(f"{where}: instance {k}: bbox must be [x1, y1, x2, y2], got {box!r}")
+        if not all(0 <= v <= 1 for v in box) or box[0] > box[2] or box[1] > box[3]:
+            raise InputError(f"{where}: instance {k}: bbox {box} is outside [0, 1] or not x1 <= x2, y1 <= y2")
+    return {"captions": [" ".join(c.split()) for c in captions], "instances": instances}
 
 
 def _coco(reader: SeedReader, path: Path) -> None:

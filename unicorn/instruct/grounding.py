@@ -5,10 +5,13 @@ category names (COCO-style instances). Words are compared after lower-casing, dr
 plural/verb-ending strip, so "dogs" meets "dog" and "sitting" meets "sits" only through the stem "sit".
 
 - yes/no: "Yes" needs the question's content words in the context (asking "Is the toilet red?" of a caption that
-  never says red is not grounded); "No" is accepted (a denial of what the caption does not state).
+  never says red is not grounded); "No" needs at least one of them missing from it (a denial of what the context
+  states is a contradiction; a denial of what it does not state is accepted).
 - multiple choice: four distinct options, and the chosen option's content words in the context.
+- every turn but a summary asks a question (ends with "?"), and, except an unanswerable one, about the context: at
+  least half of the question's content words in it.
 - short, reasoning, summary: at least `min_share` of the answer's content words in the context (reasoning may add
-  inference, so its share is lower).
+  inference, so its share is lower), and at least one content word.
 - unanswerable: the answer says so (the schema fixes it), and the question must not be answerable from the context:
   it is rejected when all its content words are in the context, or when it asks a colour or a number that the
   context states for what it names.
@@ -70,9 +73,15 @@ def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6) -> str 
     """Why `turn` ({type, question, answer[, options]}) is not grounded in `context`, or None when it is."""
     kind, question, answer = turn["type"], turn["question"], str(turn["answer"])
     asked = content_words(question)
+    if not question.strip().endswith("?") and kind != "summary":
+        return "the question is not a question"
+    if kind not in ("unanswerable", "summary") and asked and _share(asked, context) < 0.5:
+        return f"the question is not about the context ({_missing(asked, context)})"
     if kind == "yes_no":
         if answer.lower().startswith("yes") and _share(asked, context) < 1.0:
             return f"'yes' to a question about what the context does not state ({_missing(asked, context)})"
+        if answer.lower().startswith("no") and asked and asked <= context:
+            return "'no' to a question about what the context states"
         return None
     if kind == "multiple_choice":
         options = [str(o).strip().lower() for o in turn.get("options", [])]
@@ -94,6 +103,8 @@ def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6) -> str 
             return "'unanswerable' count question that the context answers"
         return None
     said = content_words(answer)
+    if not said:
+        return f"{kind} answer says nothing ({answer[:40]!r})"
     needed = min_share * (0.8 if kind == "reasoning" else 1.0)
     if _share(said, context) < needed:
         return f"{kind} answer not supported by the context ({_missing(said, context)})"

@@ -5,6 +5,7 @@ bounded repair-and-retry loop. Rows that still fail are returned as rejects with
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 
@@ -17,20 +18,19 @@ from .grounding import check_turn, context_words
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")
 UNANSWERABLE = "That cannot be told from the image."
-QUESTION = {"type": "string", "minLength": 8, "maxLength": 100}
-ANSWER = {"type": "string", "minLength": 1, "maxLength": 100}
+QUESTION = {"type": "string", "minLength": 8, "maxLength": 80}
+ANSWER = {"type": "string", "minLength": 1, "maxLength": 80}
 
 
 def turn_schema(min_turns: int, max_turns: int) -> dict:
-    """The JSON Schema of a conversation: `min_turns`..`max_turns` turns, each one of the question types, with the
-    closed answers built in (yes/no, an option letter, the fixed 'cannot be told' line), strings bounded so a reply
-    fits its token budget. Small on purpose: grammar-constrained decoding gets slower as the grammar grows."""
+    """The loose schema every conversation must pass after decoding (the final check): `min_turns`..`max_turns`
+    turns of the known types, with the closed answers (yes/no, an option letter, the 'cannot be told' line)."""
 
     def turn(kind, answer, **extra) -> dict:
         properties = {"type": kind, "question": QUESTION, **extra, "answer": answer}
         return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
-    option = {"type": "string", "minLength": 1, "maxLength": 40}
+    option = {"type": "string", "minLength": 1, "maxLength": 60}
     return {
         "type": "array",
         "minItems": min_turns,
@@ -45,6 +45,69 @@ def turn_schema(min_turns: int, max_turns: int) -> dict:
             ]
         },
     }  # fmt: skip
+
+
+DISTRACTORS = ("a dog", "a car", "a tree", "a chair", "a bicycle", "a cup", "a window", "a boat", "a horse",
+               "a book", "a clock", "a bench", "a bird", "an umbrella", "a lamp", "a door")  # fmt: skip
+
+
+def context_phrases(caption: str, limit: int = 24) -> list[str]:
+    """Answers that a caption grounds by construction: its runs of content words ("red couch", "window") and its
+    single content words, in order of appearance."""
+    from .grounding import STOP
+
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", caption)
+    runs, run = [], []
+    for w in [*words, "the"]:
+        if w.lower() in STOP:
+            if run:
+                runs.append(" ".join(run))
+            run = []
+        else:
+            run.append(w.lower())
+    singles = [w.lower() for w in words if w.lower() not in STOP]
+    return list(dict.fromkeys(runs + singles))[:limit] or [caption.strip()[:60]]
+
+
+def plan_types(key: int, turns: int) -> list[str]:
+    """The seeded question types of a conversation, in order: distinct while they last, a different mix per row."""
+    import random
+
+    rng = random.Random(key)
+    return [kind for _ in range(-(-turns // len(TYPES))) for kind in rng.sample(TYPES, len(TYPES))][:turns]
+
+
+def decoding_schema(types: list[str], caption: str, key: int) -> dict:
+    """The schema a reply is decoded under: one item per planned type, in order, with answers closed where they can
+    be: a short answer is one of the caption's phrases; a multiple choice has one option drawn from the caption's
+    phrases, in a seeded slot that the answer letter names, and three distinct distractors the caption does not
+    mention; yes/no and unanswerable answers are fixed strings. What is left open (questions, reasoning and
+    summary answers) is bounded and checked for grounding afterwards."""
+    phrases = context_phrases(caption)
+    distractors = [d for d in DISTRACTORS if d.split()[-1] not in caption.lower()]
+    distractors = [distractors[(key + k) % len(distractors)] for k in range(4)]  # distinct: consecutive
+    answers = {
+        "short": {"enum": phrases},
+        "reasoning": ANSWER,
+        "summary": ANSWER,
+        "yes_no": {"enum": ["Yes", "No"]},
+        "multiple_choice": {"enum": ["A", "B", "C", "D"]},
+        "unanswerable": {"const": UNANSWERABLE},
+    }
+    items = []
+    for kind in types:
+        properties = {"type": {"const": kind}, "question": QUESTION}
+        answer = answers[kind]
+        if kind == "multiple_choice":  # the right option sits in a seeded slot, the others are distinct distractors
+            right = key % 4
+            slots = [{"enum": phrases} if k == right else {"const": distractors[k]} for k in range(4)]
+            properties["options"] = {"type": "array", "prefixItems": slots, "minItems": 4, "maxItems": 4,
+                                     "items": False}  # fmt: skip
+            answer = {"const": "ABCD"[right]}
+        properties["answer"] = answer
+        items.append({"type": "object", "properties": properties, "required": list(properties),
+                      "additionalProperties": False})  # fmt: skip
+    return {"type": "array", "prefixItems": items, "minItems": len(types), "maxItems": len(types), "items": False}
 
 
 def parse_turns(raw: str, schema: dict) -> tuple[list[dict] | None, str | None]:
@@ -100,15 +163,17 @@ def write_conversations(
         raise InputError(f"need 1 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
     if repairs < 0:
         raise InputError(f"repairs must be >= 0, got {repairs}")
-    template = template or load_text("instruct", fields=("caption", "turns", "types"))
+    template = template or load_text("instruct", fields=("caption", "types"))
     scenes = batch.get("scene") or [None] * len(batch["id"])
     pending = {}
     for row_id, caption, scene in zip(batch["id"], batch["caption"], scenes, strict=True):
         key = stable_int(seed, row_id)
         turns = min_turns + key % (max_turns - min_turns + 1)
-        prompt = template.format(caption=caption, turns=turns, types=", ".join(TYPES))
+        types = plan_types(key, turns)
+        prompt = template.format(caption=caption, turns=turns, types=", ".join(types))
         pending[row_id] = {"messages": few_shot_messages(prompt), "key": key, "caption": caption, "turns": turns,
-                           "context": context_words(caption, scene)}  # fmt: skip
+                           "context": context_words(caption, scene),
+                           "schema": json.dumps(decoding_schema(types, caption, key)) if constrained else None}  # fmt: skip
     rows, rejects = [], []
     for attempt in range(repairs + 1):
         if not pending:
@@ -119,7 +184,7 @@ def write_conversations(
                 temperature=0.7,
                 max_tokens=max_tokens,
                 seed=(pending[i]["key"] + attempt) % 2**31,
-                json_schema=json.dumps(turn_schema(pending[i]["turns"], pending[i]["turns"])) if constrained else None,
+                json_schema=pending[i]["schema"],
             )
             for i in ids
         ]

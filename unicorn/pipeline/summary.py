@@ -132,8 +132,8 @@ def _samples(meta: dict, per: int = 3) -> list[tuple[str, str, str, str]]:
 def _conversation_samples(conversations: list[dict], per: int = 3) -> list[tuple[str, str, str]]:
     """The first turns of up to `per` conversations of each source: programs (exact QA) and the LLM."""
     out = []
-    for source, suffix in (("programs", "#programs"), ("LLM", "#llm")):
-        rows = [c for c in conversations if c["id"].endswith(suffix)][:per]
+    for source, mine in (("programs", lambda i: i.endswith("#programs")), ("LLM", lambda i: not i.endswith("#programs"))):
+        rows = [c for c in conversations if mine(c["id"])][:per]
         for c in rows:
             turns = " / ".join(t["value"].replace("<image>\n", "") for t in c["conversations"][:4])
             out.append((source, c["image"], turns))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..hashing import stable_int
 from ..instruct.from_programs import program_conversations
+from ..instruct.llava_kinds import KINDS, write_kinds
 from ..instruct.writer import write_conversations
 from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_options
 
@@ -27,6 +28,9 @@ class InstructConfig:
     repairs: int = 1  # repair-and-retry rounds for a reply that fails the schema
     constrained: bool = True  # enforce the conversation's JSON Schema while decoding (every backend)
     min_grounded_turns: int = 2  # a conversation with fewer turns grounded in its context is rejected
+    # LLaVA's kinds the LLM writes, comma-separated: conv (multi-turn QA), detail (a detailed description), complex
+    # (a reasoning question); detail and complex are written from the symbolic context (captions + boxes)
+    kinds: str = "conv"
 
     def __post_init__(self) -> None:
         if not 0 <= self.llm_share <= 1:
@@ -39,6 +43,13 @@ class InstructConfig:
             )
         if self.repairs < 0:
             raise InputError(f"instruct.repairs must be >= 0, got {self.repairs}")
+        unknown = [k for k in self.kind_list if k not in KINDS]
+        if unknown or not self.kind_list:
+            raise InputError(f"instruct.kinds must name some of {', '.join(KINDS)}, got {self.kinds!r}")
+
+    @property
+    def kind_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.kinds.split(",") if k.strip())
 
 
 def chosen_for_llm(row_id: str, seed: int, share: float) -> bool:
@@ -50,7 +61,7 @@ def context_row(row_id: str, scene: str) -> dict:
     """The `scene` column holds a row's symbolic context as JSON: a world scene graph, or `{"instances": [...]}`
     (COCO-style category + box), which the programs read as a scene or as instances."""
     context = json.loads(scene)
-    if isinstance(context, dict) and set(context) == {"instances"}:
+    if isinstance(context, dict) and "instances" in context:
         return {"id": row_id, "instances": context["instances"]}
     return {"id": row_id, "scene": context}
 
@@ -77,7 +88,26 @@ class InstructStep(Step):
             for r in rejects:
                 failed[r["id"]].append({**r, "source": "programs"})
         chosen = [i for i in live if chosen_for_llm(batch["id"][i], self.seed, c.llm_share)]
-        if chosen and self.llm is not None:
+        if chosen and self.llm is not None and c.kind_list != ("conv",):
+            convs, rejects = write_kinds(
+                {
+                    "id": [batch["id"][i] for i in chosen],
+                    "caption": [batch["caption"][i] for i in chosen],
+                    "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
+                },
+                self.llm,
+                c.kind_list,
+                seed=self.seed,
+                min_turns=c.min_turns,
+                max_turns=c.max_turns,
+                repairs=c.repairs,
+                max_tokens=c.max_tokens,
+            )
+            for conv in convs:
+                made[conv["image"]].append(conv)
+            for r in rejects:
+                failed[r["id"]].append({**r, "source": f"llm {r['kind']}"})
+        elif chosen and self.llm is not None:
             convs, rejects = write_conversations(
                 {
                     "id": [batch["id"][i] for i in chosen],

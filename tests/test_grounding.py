@@ -1,0 +1,118 @@
+"""LLM-written turns checked against their context; schema-constrained replies from the real embedded model."""
+
+import json
+
+import pytest
+
+from tests.conftest import SHARED, openai_stub
+from unicorn.instruct.grounding import check_turn, context_words
+from unicorn.instruct.writer import decoding_schema, parse_turns, plan_types, turn_schema, write_conversations
+from unicorn.llm import SamplingParams, create_llm
+
+CAPTION = "A black dog sits on a red couch next to a window with white curtains."
+CONTEXT = context_words(CAPTION)
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        {"type": "short", "question": "What colour is the couch?", "answer": "The couch is red."},
+        {"type": "yes_no", "question": "Is the dog sitting on the couch?", "answer": "Yes"},
+        {"type": "yes_no", "question": "Is the dog wearing a collar?", "answer": "No"},
+        {"type": "multiple_choice", "question": "What is next to the couch?",
+         "options": ["a door", "window", "a lamp", "a tree"], "answer": "B"},
+        {"type": "unanswerable", "question": "What is the dog's name?", "answer": "That cannot be told."},
+        {"type": "summary", "question": "Describe the image.", "answer": "A black dog on a red couch by a window."},
+    ],
+)  # fmt: skip
+def test_supported_turns_are_kept(turn):
+    assert check_turn(turn, CONTEXT) is None
+
+
+@pytest.mark.parametrize(
+    "turn, why",
+    [
+        ({"type": "yes_no", "question": "Is the couch blue?", "answer": "Yes"}, "does not state"),
+        ({"type": "yes_no", "question": "Is the dog on the couch?", "answer": "No"}, "context states"),
+        ({"type": "short", "question": "What is the dog doing?", "answer": "It is chasing a cat in a garden."},
+         "not supported"),
+        ({"type": "multiple_choice", "question": "What is next to the couch?",
+          "options": ["a door", "window", "a lamp", "a tree"], "answer": "A"}, "not in the context"),
+        ({"type": "multiple_choice", "question": "What is on the couch?",
+          "options": ["dog", "dog", "a lamp", "a tree"], "answer": "A"}, "repeated"),
+        ({"type": "unanswerable", "question": "What colour is the couch?", "answer": "That cannot be told."},
+         "answers"),
+        ({"type": "unanswerable", "question": "Is the dog on the red couch?", "answer": "That cannot be told."},
+         "context states"),
+        ({"type": "short", "question": "What is the man wearing?", "answer": "red"}, "not about the context"),
+    ],
+)  # fmt: skip
+def test_unsupported_turns_are_rejected_with_the_reason(turn, why):
+    reason = check_turn(turn, CONTEXT)
+    assert reason is not None and why in reason
+
+
+def test_scene_and_boxes_count_as_context():
+    world = context_words("Some shapes.", {"objects": [{"shape": "star", "colour": "green", "size": "small",
+                                                        "texture": "dotted"}]})  # fmt: skip
+    assert check_turn({"type": "short", "question": "What shape is it?", "answer": "a green star"}, world) is None
+    boxes = context_words("A kitchen.", {"instances": [{"category": "oven", "bbox": [0, 0, 1, 1]}]})
+    assert check_turn({"type": "yes_no", "question": "Is there an oven?", "answer": "Yes"}, boxes) is None
+
+
+def test_the_decoding_schema_closes_what_it_can():
+    types = ["short", "multiple_choice", "yes_no", "unanswerable"]
+    schema = decoding_schema(types, CAPTION, key=5)
+    SamplingParams(json_schema=json.dumps(schema))  # a valid JSON Schema
+    short, mc, yes_no, unanswerable = schema["prefixItems"]
+    assert "red couch" in short["properties"]["answer"]["enum"]
+    slots = mc["properties"]["options"]["prefixItems"]
+    right = "ABCD".index(mc["properties"]["answer"]["const"])
+    assert "enum" in slots[right] and all("const" in s for k, s in enumerate(slots) if k != right)
+    assert len({s["const"] for k, s in enumerate(slots) if k != right}) == 3  # distinct distractors
+    assert yes_no["properties"]["answer"]["enum"] == ["Yes", "No"] and "const" in unanswerable["properties"]["answer"]
+    assert plan_types(5, 4) == plan_types(5, 4) and len(set(plan_types(5, 6))) == 6
+
+
+@pytest.mark.slow
+def test_the_embedded_model_writes_schema_valid_conversations_for_every_type():
+    """Real captions, the real 270M model, the schema enforced by llama.cpp's grammar: every reply parses under the
+    loose final schema, and every planned type appears across the set."""
+    from unicorn.seeds import read_seeds
+
+    coco = SHARED / "coco_captions_val2017" / "captions_val2017.json"
+    if not coco.is_file():
+        pytest.skip(f"shared COCO captions not found at {coco}")
+    rows, _ = read_seeds(str(coco), limit=8)
+    llm = create_llm("llamacpp:default")
+    convs, rejects = write_conversations(
+        {"id": [r["id"] for r in rows], "caption": [r["text"] for r in rows]}, llm, min_turns=3, max_turns=3,
+        repairs=1, max_tokens=320,
+    )  # fmt: skip
+    schema_failures = [r for r in rejects if not r["reason"].startswith("ungrounded")]
+    assert len(schema_failures) <= len(rows) * 0.05, schema_failures  # >= 95% pass the schema
+    seen = {t for c in convs for t in c["types"]} | {d["type"] for c in convs for d in c["dropped"]}
+    assert len(seen) >= 5, seen
+    for c in convs:
+        assert len(c["conversations"]) // 2 >= 2
+
+
+def test_a_conversation_with_too_few_grounded_turns_is_rejected_with_its_reason():
+    """A stub server (a real model will not write a chosen unsupported answer on demand): one reply grounded, one
+    that says 'Yes' to what the caption never states; the first is kept, the second dropped with its reason."""
+    good = [{"type": "short", "question": "What colour is the couch?", "answer": "red"},
+            {"type": "yes_no", "question": "Is the dog on the couch?", "answer": "Yes"}]
+    bad = [{"type": "short", "question": "What colour is the couch?", "answer": "red"},
+           {"type": "yes_no", "question": "Is the toilet red?", "answer": "Yes"}]  # fmt: skip
+
+    def reply(body, _):
+        return 200, json.dumps(good if "couch." in body["messages"][-1]["content"] else bad)
+
+    with openai_stub(reply) as url:
+        rows, rejects = write_conversations(
+            {"id": ["a", "b"], "caption": [CAPTION.replace("curtains.", "couch."), CAPTION]},
+            create_llm(f"openai:{url}#m"), min_turns=2, max_turns=2, repairs=0,
+        )  # fmt: skip
+    assert [r["id"] for r in rows] == ["a"] and [r["id"] for r in rejects] == ["b"]
+    assert rejects[0]["reason"].startswith("ungrounded: 1 of 2 turns grounded; 'yes' to a question")
+    assert parse_turns(json.dumps(good), turn_schema(2, 2))[0] is not None

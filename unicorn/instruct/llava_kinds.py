@@ -1,0 +1,95 @@
+"""LLaVA's three kinds of instruction data, written by an LLM from symbolic context (captions + object boxes).
+
+LLaVA (Liu et al. 2023) had a text-only GPT-4 write, from five captions and the boxes of each image: `conv`
+(multi-turn QA), `detail` (a detailed description) and `complex` (a question needing reasoning, with its answer).
+`conv` is `writer.write_conversations` with the context as its description; `detail` and `complex` are one turn
+each, asked under a small JSON Schema (enforced while decoding), their answers checked against the context
+(`grounding.check_turn` as a summary / a reasoning answer).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..hashing import stable_int
+from ..llm import LLM, SamplingParams
+from ..prompts import few_shot_messages, load_text
+from .conversations import to_llava
+from .grounding import check_turn, context_words
+from .writer import write_conversations
+
+KINDS = ("conv", "detail", "complex")
+# LLaVA's detail instruction is one of a list of paraphrases; these are our own.
+DETAIL_QUESTIONS = (
+    "Describe the image in detail.",
+    "What is happening in this image? Describe it thoroughly.",
+    "Give a detailed description of the scene.",
+    "Explain the contents of the image in detail.",
+)
+LONG = {"type": "string", "minLength": 20, "maxLength": 320}
+
+
+def kind_schema(kind: str) -> dict:
+    properties = {"answer": LONG} if kind == "detail" else {"question": {"type": "string", "minLength": 8,
+                                                                         "maxLength": 120}, "answer": LONG}  # fmt: skip
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def context_text(scene: dict | None, caption: str) -> str:
+    """LLaVA's symbolic context: the captions, then one `category: [x1, y1, x2, y2]` line per object."""
+    if not scene or "instances" not in scene:
+        return caption
+    lines = list(scene.get("captions") or [caption])
+    lines += [f"{i['category']}: [{', '.join(f'{v:.2f}' for v in i['bbox'])}]" for i in scene["instances"]]
+    return "\n".join(lines)
+
+
+def write_kinds(
+    batch: dict[str, list], llm: LLM, kinds: tuple[str, ...] = KINDS, *, seed: int = 0, max_tokens: int = 160,
+    min_turns: int = 3, max_turns: int = 3, repairs: int = 1,
+) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        from ..errors import InputError
+
+        raise InputError(f"unknown instruction kind {unknown[0]!r}; kinds are {', '.join(KINDS)}")
+    contexts = [context_text(s, c) for s, c in zip(batch["scene"], batch["caption"], strict=True)]
+    rows, rejects = [], []
+    if "conv" in kinds:
+        conv, failed = write_conversations(
+            {"id": batch["id"], "caption": contexts, "scene": batch["scene"]}, llm, seed=seed, min_turns=min_turns,
+            max_turns=max_turns, repairs=repairs, max_tokens=max(max_tokens, 200),
+        )  # fmt: skip
+        rows += [{**r, "id": f"{r['id']}#conv", "image": r["id"], "kind": "conv"} for r in conv]
+        rejects += [{**r, "kind": "conv"} for r in failed]
+    for kind in (k for k in kinds if k != "conv"):
+        template = load_text(f"llava_{kind}", fields=("context",))
+        schema = json.dumps(kind_schema(kind))
+        requests, params = [], []
+        for row_id, context in zip(batch["id"], contexts, strict=True):
+            key = stable_int(seed, row_id, kind)
+            requests.append(few_shot_messages(template.format(context=context)))
+            params.append(SamplingParams(temperature=0.7, max_tokens=max_tokens, seed=key % 2**31, json_schema=schema))
+        for k, completion in enumerate(llm.generate(requests, params)):
+            row_id = batch["id"][k]
+            key = stable_int(seed, row_id, kind)
+            try:
+                reply = json.loads(completion.text) if completion.error is None else None
+            except json.JSONDecodeError as e:
+                reply, completion.error = None, f"invalid JSON: {e.msg}"
+            if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
+                rejects.append({"id": row_id, "kind": kind, "reason": completion.error or "schema: not an answer object",
+                                "raw": completion.text[:2000]})  # fmt: skip
+                continue
+            question = reply.get("question") or DETAIL_QUESTIONS[key % len(DETAIL_QUESTIONS)]
+            turn = {"type": "summary" if kind == "detail" else "reasoning", "question": question,
+                    "answer": reply["answer"]}  # fmt: skip
+            reason = check_turn(turn, context_words(contexts[k], batch["scene"][k]), min_share=0.5)
+            if reason is not None:
+                rejects.append({"id": row_id, "kind": kind, "reason": f"ungrounded: {reason}",
+                                "raw": completion.text[:2000]})  # fmt: skip
+                continue
+            row = to_llava(f"{row_id}#{kind}", [(question, reply["answer"].strip())], source="llm", kind=kind)
+            rows.append({**row, "image": row_id})
+    return rows, rejects
