@@ -21,6 +21,8 @@ from unicorn.pipeline.run import run_pipeline
 from unicorn.pipeline.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each test here runs the default config (LLM captions and grammar-constrained conversations) at least once: minutes.
+pytestmark = pytest.mark.slow
 EIGHT = {"seeds": {"source": "../seeds/world.jsonl", "limit": 8}, "shard_size": 4}
 
 

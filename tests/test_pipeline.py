@@ -152,6 +152,7 @@ def test_report_shows_every_provenance_both_writers_and_the_reject_reasons(clean
     assert "higher is better" in md and "lower is better" in md  # the gap columns say their direction
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_gives_the_clean_rows(clean_run, tmp_path):
     config, clean = clean_run
     out = tmp_path / "killed"

@@ -8,8 +8,8 @@ plural/verb-ending strip, so "dogs" meets "dog" and "sitting" meets "sits" only 
   never says red is not grounded); "No" needs at least one of them missing from it (a denial of what the context
   states is a contradiction; a denial of what it does not state is accepted).
 - multiple choice: four distinct options, and the chosen option's content words in the context.
-- every turn but a summary asks a question (ends with "?"), and, except an unanswerable one, about the context: at
-  least half of the question's content words in it.
+- every turn but a summary asks a question (ends with "?"); short, reasoning and multiple-choice questions ask about
+  the context: at least half of their content words in it.
 - short, reasoning, summary: at least `min_share` of the answer's content words in the context (reasoning may add
   inference, so its share is lower), and at least one content word.
 - unanswerable: the answer says so (the schema fixes it), and the question must not be answerable from the context:
@@ -38,7 +38,14 @@ WORD = re.compile(r"[a-z]+")
 
 
 def stem(word: str) -> str:
-    for suffix in ("ing", "es", "s", "ed"):
+    """shapes/shape -> shape, boxes -> box, berries -> berry, sitting/sits -> sit, parked -> park."""
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    for suffix in ("ing", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
             if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":  # sitting -> sitt -> sit
@@ -75,7 +82,7 @@ def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6) -> str 
     asked = content_words(question)
     if not question.strip().endswith("?") and kind != "summary":
         return "the question is not a question"
-    if kind not in ("unanswerable", "summary") and asked and _share(asked, context) < 0.5:
+    if kind not in ("unanswerable", "summary", "yes_no") and asked and _share(asked, context) < 0.5:
         return f"the question is not about the context ({_missing(asked, context)})"
     if kind == "yes_no":
         if answer.lower().startswith("yes") and _share(asked, context) < 1.0:

@@ -194,18 +194,17 @@ def write_conversations(
             schema = turn_schema(state["turns"], state["turns"])
             turns, reason = (None, completion.error) if completion.error else parse_turns(completion.text, schema)
             if turns is not None:
-                del pending[row_id]
                 verdicts = [check_turn(t, state["context"]) for t in turns]
                 kept = [t for t, v in zip(turns, verdicts, strict=True) if v is None]
                 dropped = [{**t, "reason": v} for t, v in zip(turns, verdicts, strict=True) if v is not None]
-                if len(kept) < min(min_grounded_turns, len(turns)):
-                    rejects.append({"id": row_id, "caption": state["caption"], "raw": completion.text[:2000],
-                                    "reason": f"ungrounded: {len(kept)} of {len(turns)} turns grounded; "
-                                              f"{dropped[0]['reason']}"})  # fmt: skip
+                if len(kept) >= min(min_grounded_turns, len(turns)):
+                    rows.append(to_llava(row_id, [as_qa(t) for t in kept], source="llm",
+                                         types=[t["type"] for t in kept], attempts=attempt + 1,
+                                         dropped=dropped))  # fmt: skip
+                    del pending[row_id]
                     continue
-                rows.append(to_llava(row_id, [as_qa(t) for t in kept], source="llm", types=[t["type"] for t in kept],
-                                     attempts=attempt + 1, dropped=dropped))  # fmt: skip
-            elif attempt < repairs:
+                reason = f"ungrounded: {len(kept)} of {len(turns)} turns grounded; {dropped[0]['reason']}"
+            if attempt < repairs:  # a bounded retry: a broken reply, or one with too few grounded turns
                 state["messages"] = state["messages"] + [
                     {"role": "assistant", "content": completion.text},
                     {

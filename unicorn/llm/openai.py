@@ -6,11 +6,12 @@ server is down or overloaded, not that the request is bad: it raises `ServiceUna
 (replies already received are cached). A 4xx other than 408/409/429 is the request's own fault: that request
 alone comes back with `error` set. The API key is read from an environment variable and never logged or cached.
 
-`SamplingParams.json_schema` is sent as `response_format` ({"type": "json_schema", ...}, which vLLM, SGLang, llama.cpp's
-server and OpenAI enforce while decoding). A server that refuses it (HTTP 400/422 naming response_format or the
-schema, or any 400 to a request that carried one) gets the request again without it: the reply is then only
-checked after decoding, by the caller's validator. This fallback is counted (`schema_fallbacks`, in the run's
-counters), warned about once, and remembered, so later requests skip the refused parameter.
+`SamplingParams.json_schema` is sent as `response_format`, enforced while decoding by the server: first OpenAI's
+form `{"type": "json_schema", ...}` (vLLM, SGLang, OpenAI); a server that refuses it (HTTP 400/422, or a 500 naming
+response_format, as llama.cpp's server does) gets the request again in llama.cpp's form `{"type": "json_object",
+"schema": ...}`, and one that refuses that too gets it without a schema (the reply is then only checked after
+decoding, by the caller's validator). Each fallback is counted (`schema_fallbacks`, in the run's counters), warned
+about once per form, and remembered, so later requests go straight to the form that works.
 
 """
 
@@ -53,18 +54,33 @@ class OpenAILLM(LLM):
         self.max_in_flight, self.timeout, self.retries, self.backoff = max_in_flight, timeout, retries, backoff
         self._key = os.environ.get(api_key_env, "")
         self.retried = 0  # how many attempts were retries, for the run's statistics
-        self.schema_fallbacks = 0  # requests sent again without response_format, which the server refused
-        self._schema_refused = False
+        self.schema_fallbacks = 0  # requests sent again in another response_format style, or without one
+        self._schema_styles = ["json_schema", "json_object", None]  # what to try, best first; refused ones leave
 
-    def _refused_schema(self, reply: str) -> None:
+    @staticmethod
+    def _refused(response) -> bool:
+        """A server refusing the response_format it was sent: 400/422, or a 500 whose message names it (llama.cpp's
+        server answers an unknown `type` with a validation error as HTTP 500)."""
+        if response.status_code in (400, 422):
+            return True
+        return response.status_code == 500 and "response_format" in response.text
+
+    def _format(self, body: dict, schema: dict) -> None:
+        style = self._schema_styles[0]
+        body.pop("response_format", None)
+        if style == "json_schema":  # OpenAI's form (vLLM, SGLang, OpenAI)
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "reply", "schema": schema, "strict": True}}  # fmt: skip
+        elif style == "json_object":  # llama.cpp server's form: enforced by its grammar
+            body["response_format"] = {"type": "json_object", "schema": schema}
+
+    def _refused_schema(self, style: str, reply: str) -> None:
         self.schema_fallbacks += 1
-        if not self._schema_refused:
-            self._schema_refused = True
-            print(
-                f"warning: {self.url} refused response_format ({reply[:120].strip()}); sending JSON schemas no more, "
-                "replies are validated after decoding only",
-                file=sys.stderr,
-            )
+        if self._schema_styles[0] == style:
+            self._schema_styles.pop(0)
+            then = self._schema_styles[0] or "none: replies are validated after decoding only"
+            print(f"warning: {self.url} refused response_format {style} ({reply[:100].strip()}); now sending: {then}",
+                  file=sys.stderr)  # fmt: skip
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}
@@ -98,11 +114,8 @@ class OpenAILLM(LLM):
         }
         if p.stop:
             body["stop"] = list(p.stop)
-        if p.json_schema is not None and not self._schema_refused:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": p.schema, "strict": True},
-            }
+        if p.json_schema is not None:
+            self._format(body, p.schema)
         rng = random.Random(p.seed)  # jitter that is reproducible, yet spreads retries of different requests
         error = ""
         for attempt in range(self.retries + 1):
@@ -114,16 +127,13 @@ class OpenAILLM(LLM):
             except httpx.TransportError as e:
                 error = f"{type(e).__name__}: {e}"
                 continue
+            while "response_format" in body and self._refused(response):
+                self._refused_schema(body["response_format"]["type"], response.text)
+                self._format(body, p.schema)
+                response = await client.post(self.url, json=body)
             if response.status_code in RETRY_STATUS:
                 error = f"HTTP {response.status_code}"
                 continue
-            if response.status_code in (400, 422) and "response_format" in body:
-                self._refused_schema(response.text)
-                body = {k: v for k, v in body.items() if k != "response_format"}
-                response = await client.post(self.url, json=body)
-                if response.status_code in RETRY_STATUS:
-                    error = f"HTTP {response.status_code}"
-                    continue
             if response.status_code != 200:
                 return Completion("", error=f"HTTP {response.status_code}: {response.text[:200]}")
             try:
