@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import InputError
 from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
 from ..prompts import few_shot_messages, load_text
@@ -51,8 +52,6 @@ def write_kinds(
     """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None)."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        from ..errors import InputError
-
         raise InputError(f"unknown instruction kind {unknown[0]!r}; kinds are {', '.join(KINDS)}")
     contexts = [context_text(s, c) for s, c in zip(batch["scene"], batch["caption"], strict=True)]
     rows, rejects = [], []

@@ -88,45 +88,27 @@ class InstructStep(Step):
             for r in rejects:
                 failed[r["id"]].append({**r, "source": "programs"})
         chosen = [i for i in live if chosen_for_llm(batch["id"][i], self.seed, c.llm_share)]
-        if chosen and self.llm is not None and c.kind_list != ("conv",):
-            convs, rejects = write_kinds(
-                {
-                    "id": [batch["id"][i] for i in chosen],
-                    "caption": [batch["caption"][i] for i in chosen],
-                    "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
-                },
-                self.llm,
-                c.kind_list,
-                seed=self.seed,
-                min_turns=c.min_turns,
-                max_turns=c.max_turns,
-                repairs=c.repairs,
-                max_tokens=c.max_tokens,
-            )
+        if chosen and self.llm is not None:
+            rows = {
+                "id": [batch["id"][i] for i in chosen],
+                "caption": [batch["caption"][i] for i in chosen],
+                "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
+            }
+            common = dict(seed=self.seed, min_turns=c.min_turns, max_turns=c.max_turns, repairs=c.repairs,
+                          max_tokens=c.max_tokens)  # fmt: skip
+            if c.kind_list == ("conv",):
+                convs, rejects = write_conversations(
+                    rows, self.llm, constrained=c.constrained, min_grounded_turns=c.min_grounded_turns, **common
+                )
+                convs = [{**conv, "id": f"{conv['id']}#llm", "image": conv["id"]} for conv in convs]
+                rejects = [{**r, "source": "llm"} for r in rejects]
+            else:  # LLaVA's kinds: ids end in #conv, #detail, #complex
+                convs, rejects = write_kinds(rows, self.llm, c.kind_list, **common)
+                rejects = [{**r, "source": f"llm {r['kind']}"} for r in rejects]
             for conv in convs:
                 made[conv["image"]].append(conv)
             for r in rejects:
-                failed[r["id"]].append({**r, "source": f"llm {r['kind']}"})
-        elif chosen and self.llm is not None:
-            convs, rejects = write_conversations(
-                {
-                    "id": [batch["id"][i] for i in chosen],
-                    "caption": [batch["caption"][i] for i in chosen],
-                    "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
-                },
-                self.llm,
-                seed=self.seed,
-                min_turns=c.min_turns,
-                max_turns=c.max_turns,
-                repairs=c.repairs,
-                max_tokens=c.max_tokens,
-                constrained=c.constrained,
-                min_grounded_turns=c.min_grounded_turns,
-            )
-            for conv in convs:
-                made[conv["id"]].append({**conv, "id": f"{conv['id']}#llm", "image": conv["id"]})
-            for r in rejects:
-                failed[r["id"]].append({**r, "source": "llm"})
+                failed[r["id"]].append(r)
         ids = batch["id"]
         return {
             **batch,
