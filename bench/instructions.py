@@ -151,8 +151,10 @@ def _table(r: dict) -> str:
         lines.append(f"LLaVA images: {r['llava']['images']} ({r['llava']['tok_s']} tok/s, {r['llava']['seconds']} s)")
         lines.append("  kind     kept/written  words ours/GPT-4  GPT-4 grounded  cos to GPT-4 (chance)")
         for kind, k in r["llava"]["kinds"].items():
-            lines.append(f"  {kind:8} {k['kept']:>4}/{k['written']:<8} {k['words_ours']:>6}/{k['words_gpt4']:<9} "
-                         f"{k['grounded_gpt4_same_check']:>14.1%}  {k['cos_to_gpt4']:.3f} ({k['cos_gpt4_other_image']:.3f})")
+            lines.append(
+                f"  {kind:8} {k['kept']:>4}/{k['written']:<8} {k['words_ours']:>6}/{k['words_gpt4']:<9} "
+                f"{k['grounded_gpt4_same_check']:>14.1%}  {k['cos_to_gpt4']:.3f} ({k['cos_gpt4_other_image']:.3f})"
+            )
     return "\n".join(lines)
 
 

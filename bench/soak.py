@@ -63,7 +63,8 @@ def run(config: Path, out: Path, *, kill_at: int | None = None) -> dict:
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
     _, status, usage = os.wait4(proc.pid, 0)
-    return {"killed": killed, "status": os.waitstatus_to_exitcode(status), "seconds": round(time.perf_counter() - start, 1),
+    seconds = round(time.perf_counter() - start, 1)
+    return {"killed": killed, "status": os.waitstatus_to_exitcode(status), "seconds": seconds,
             "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "shards": shards_done(out)}  # fmt: skip
 
 
@@ -95,7 +96,9 @@ def main(argv=None) -> dict:
         "big_resumed": {"seeds": args.seeds, **resumed},
         "rows": rows,
         "rows_per_second": round(rows / (first["seconds"] + resumed["seconds"]), 3),
-        "peak_ratio_big_over_small": round(max(first["peak_rss_mib"], resumed["peak_rss_mib"]) / small["peak_rss_mib"], 3),
+        "peak_ratio_big_over_small": round(
+            max(first["peak_rss_mib"], resumed["peak_rss_mib"]) / small["peak_rss_mib"], 3
+        ),
         "validate_problems": check["problems"][:3],
         "first_shards_equal_small_run": prefix_same,
     }  # fmt: skip
@@ -106,9 +109,11 @@ def main(argv=None) -> dict:
             r = result[name]
             print(f"{name:12} {r['seeds']:4} seeds  exit {r['status']:4}  {r['seconds']:7.1f} s  "
                   f"peak RSS {r['peak_rss_mib']:7.1f} MiB  shards {r['shards']}")  # fmt: skip
-        print(f"peak RSS {args.seeds} / {args.small} seeds: {result['peak_ratio_big_over_small']}x; {rows} rows, "
-              f"{result['rows_per_second']} rows/s; validate problems: {len(check['problems'])}; "
-              f"first {args.small} seeds' shards equal the {args.small}-seed run: {prefix_same}")
+        print(
+            f"peak RSS {args.seeds} / {args.small} seeds: {result['peak_ratio_big_over_small']}x; {rows} rows, "
+            f"{result['rows_per_second']} rows/s; validate problems: {len(check['problems'])}; "
+            f"first {args.small} seeds' shards equal the {args.small}-seed run: {prefix_same}"
+        )
     return result
 
 

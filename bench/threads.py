@@ -61,7 +61,8 @@ def together(runs: list[tuple[list[int], int]], args) -> dict:
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = time.perf_counter() - start
     tokens = sum(o["tokens"] for o in outs)
-    return {"threads_each": runs[0][1], "wall_s": round(wall, 2), "tok_s": round(tokens / max(o["seconds"] for o in outs), 2),
+    slowest = max(o["seconds"] for o in outs)
+    return {"threads_each": runs[0][1], "wall_s": round(wall, 2), "tok_s": round(tokens / slowest, 2),
             "replies": [o["replies"] for o in outs]}  # fmt: skip
 
 
@@ -94,7 +95,9 @@ def main(argv=None) -> dict:
         for case in cases:
             for name in cases[case]:
                 r = result[case][name]
-                print(f"  {case:6} {name:22} threads={r['threads_each']:<2} {r['wall_s']:7.2f} s {r['tok_s']:7.2f} tok/s")
+                print(
+                    f"  {case:6} {name:22} threads={r['threads_each']:<2} {r['wall_s']:7.2f} s {r['tok_s']:7.2f} tok/s"
+                )
             print(f"  {case:6} speedup {result[case]['speedup']}x, same replies: {result[case]['same_replies']}")
     return result
 

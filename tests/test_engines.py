@@ -174,5 +174,7 @@ def test_an_unreachable_llm_server_stops_the_run_at_its_shard(engine, ray_local,
         run_pipeline(config, tmp_path / "run", engine=engine, progress=False, log=lambda m: None)
     message = str(failed.value)
     # two shards: under Ray either may fail first
-    assert url in message and re.search(r"while writing shard [01]\)", message) and "run the same command again" in message
+    assert (
+        url in message and re.search(r"while writing shard [01]\)", message) and "run the same command again" in message
+    )
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["shards"] == []

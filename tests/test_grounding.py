@@ -100,8 +100,10 @@ def test_the_embedded_model_writes_schema_valid_conversations_for_every_type():
 def test_a_conversation_with_too_few_grounded_turns_is_rejected_with_its_reason():
     """A stub server (a real model will not write a chosen unsupported answer on demand): one reply grounded, one
     that says 'Yes' to what the caption never states; the first is kept, the second dropped with its reason."""
-    good = [{"type": "short", "question": "What colour is the couch?", "answer": "red"},
-            {"type": "yes_no", "question": "Is the dog on the couch?", "answer": "Yes"}]
+    good = [
+        {"type": "short", "question": "What colour is the couch?", "answer": "red"},
+        {"type": "yes_no", "question": "Is the dog on the couch?", "answer": "Yes"},
+    ]
     bad = [{"type": "short", "question": "What colour is the couch?", "answer": "red"},
            {"type": "yes_no", "question": "Is the toilet red?", "answer": "Yes"}]  # fmt: skip
 

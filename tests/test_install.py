@@ -60,7 +60,8 @@ def test_embedding_reader_and_autofaiss_read_a_run_in_their_own_environment(tmp_
 
     (tmp_path / "run.yaml").write_text(
         f"seeds: {{source: {ROOT / 'seeds' / 'world.jsonl'}, limit: 6}}\ncaptions: {{k: 0}}\n"
-        f"instruct: {{llm_share: 0.0}}\nembed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}}}\nshard_size: 4\n"
+        f"instruct: {{llm_share: 0.0}}\nembed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}}}\n"
+        "shard_size: 4\n"
     )
     run = tmp_path / "run"
     assert main(["run", str(tmp_path / "run.yaml"), "--out", str(run), "--no-report"]) == 0
@@ -85,7 +86,9 @@ def test_embedding_reader_and_autofaiss_read_a_run_in_their_own_environment(tmp_
     count, dim, ids = json.loads(out.stdout.strip().splitlines()[-1])
     import pyarrow.parquet as pq
 
-    expected = [i for f in sorted((run / "metadata").glob("*.parquet")) for i in pq.read_table(f).column("id").to_pylist()]
+    expected = [
+        i for f in sorted((run / "metadata").glob("*.parquet")) for i in pq.read_table(f).column("id").to_pylist()
+    ]
     assert count == len(expected) and ids == expected and dim > 0
     built = subprocess.run(
         [str(venv / "bin" / "autofaiss"), "build_index", f"--embeddings={run / 'image_emb'}",

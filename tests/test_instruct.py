@@ -27,7 +27,9 @@ def test_parse_turns_reports_why():
     assert parse_turns("Sure! " + GOOD + " Hope this helps.", schema)[0] is not None
     assert parse_turns("no list here", schema) == (None, "no JSON list in the reply")
     assert parse_turns('[{"type": "short",]', schema)[1].startswith("invalid JSON")
-    assert "schema" in parse_turns(json.dumps([{"type": "poem", "question": "Why is it?", "answer": "x"}] * 3), schema)[1]
+    assert (
+        "schema" in parse_turns(json.dumps([{"type": "poem", "question": "Why is it?", "answer": "x"}] * 3), schema)[1]
+    )
     yes_no = [{"type": "yes_no", "question": "Is it a dog?", "answer": "Maybe so."}] * 3  # not a closed answer
     assert "schema" in parse_turns(json.dumps(yes_no), schema)[1]
     assert "schema" in parse_turns("[]", schema)[1]

@@ -59,8 +59,9 @@ def test_llamacpp_reply_does_not_depend_on_the_request_before(gemma_path):
     alone = [fresh.generate([p], [q])[0].text for p, q in zip(prompts[::-1], params[::-1], strict=True)][::-1]
     assert in_turn == reverse == alone
     reset = create_llm(f"llamacpp:{gemma_path}", prefix_cache=False)  # the reference: no state kept at all
-    assert [c.text for c in reset.generate(prompts, params)] == [reset.generate([p], [q])[0].text
-                                                              for p, q in zip(prompts, params, strict=True)]
+    assert [c.text for c in reset.generate(prompts, params)] == [
+        reset.generate([p], [q])[0].text for p, q in zip(prompts, params, strict=True)
+    ]
 
 
 def test_openai_backend_against_a_real_llama_cpp_server(server, tmp_path):

@@ -98,7 +98,11 @@ def test_a_file_with_nothing_usable_is_an_error(tmp_path):
 def test_llava_context_with_malformed_boxes_is_one_line_and_loses_nothing(instance, message, tmp_path, capsys):
     from unicorn.cli import main
 
-    good = {"id": "1", "captions": ["A dog on grass."], "instances": [{"category": "dog", "bbox": [0.1, 0.1, 0.5, 0.5]}]}
+    good = {
+        "id": "1",
+        "captions": ["A dog on grass."],
+        "instances": [{"category": "dog", "bbox": [0.1, 0.1, 0.5, 0.5]}],
+    }
     bad = {"id": "2", "captions": ["A dog."], "instances": [instance]}
     seeds = tmp_path / "context.jsonl"
     seeds.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")

@@ -10,7 +10,6 @@ import sys
 from modality_transfer.errors import InputError
 
 from ..errors import ServiceUnavailable
-
 from . import gap, run, text, world
 
 

@@ -78,7 +78,8 @@ def write_kinds(
             except json.JSONDecodeError as e:
                 reply, completion.error = None, f"invalid JSON: {e.msg}"
             if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
-                rejects.append({"id": row_id, "kind": kind, "reason": completion.error or "schema: not an answer object",
+                reason = completion.error or "schema: not an answer object"
+                rejects.append({"id": row_id, "kind": kind, "reason": reason,
                                 "raw": completion.text[:2000]})  # fmt: skip
                 continue
             question = reply.get("question") or DETAIL_QUESTIONS[key % len(DETAIL_QUESTIONS)]

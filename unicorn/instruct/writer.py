@@ -173,7 +173,8 @@ def write_conversations(
         prompt = template.format(caption=caption, turns=turns, types=", ".join(types))
         pending[row_id] = {"messages": few_shot_messages(prompt), "key": key, "caption": caption, "turns": turns,
                            "context": context_words(caption, scene),
-                           "schema": json.dumps(decoding_schema(types, caption, key)) if constrained else None}  # fmt: skip
+                           "schema": json.dumps(decoding_schema(types, caption, key)) if constrained else None,
+                           }  # fmt: skip
     rows, rejects = [], []
     for attempt in range(repairs + 1):
         if not pending:

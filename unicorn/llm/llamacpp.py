@@ -5,9 +5,9 @@ It is a base model, so requests are rendered as plain few-shot prompts, not thro
 
 Shared prefixes are evaluated once. A request's leading system messages (instructions, few-shot examples: see
 `split_prefix`) are tokenised on their own and evaluated from an empty context; every request with that prefix
-starts from exactly that state (the KV cache truncated back to the prefix's end) and evaluates only its own tokens. So a reply depends on its request
-alone (the same state, the same tokens, whatever ran before), while requests pay only for their own tokens. A
-request without a system message starts from an empty context.
+starts from exactly that state (the KV cache truncated back to the prefix's end) and evaluates only its own tokens.
+So a reply depends on its request alone (the same state, the same tokens, whatever ran before), while requests
+pay only for their own tokens. A request without a system message starts from an empty context.
 
 `SamplingParams.json_schema` is enforced while decoding through llama.cpp's grammar sampler (llama-cpp-python turns
 the schema into a GBNF grammar, compiled once per schema).

@@ -1,7 +1,8 @@
 """`vllm:MODEL`: vLLM's offline engine (`LLM.chat` with `SamplingParams`), batched, prefix caching on.
 
 An optional extra (`pip install unicorn-vlm[vllm]`) that needs a GPU; imported only when asked for.
-`SamplingParams.json_schema` is enforced while decoding by vLLM's structured outputs (`StructuredOutputsParams(json=...)`
+`SamplingParams.json_schema` is enforced while decoding by vLLM's structured outputs
+(`StructuredOutputsParams(json=...)`
 in vLLM >= 0.10.2, `GuidedDecodingParams(json=...)` before).
 """
 

@@ -1,7 +1,7 @@
 """`report.html` and `report.md` for a run, rendered from its RunSummary (`summary.py`): counts through every
 stage and filter, time per step, diversity, the gap table with what each column means, sample rows of every
-provenance, programmatic and LLM-written conversations, the top reject reasons with examples, and PNG plots (caption lengths, a 2-D
-PCA of the embeddings, the projector's gap metrics)."""
+provenance, programmatic and LLM-written conversations, the top reject reasons with examples, and PNG plots
+(caption lengths, a 2-D PCA of the embeddings, the projector's gap metrics)."""
 
 from __future__ import annotations
 
@@ -148,7 +148,11 @@ def page(s: RunSummary, images: list[str]) -> str:
             table(["column", "direction", "what it measures"], GAP_COLUMNS),
         ]
     if s.grounding:
-        parts += ["<h2>Scene grounding</h2>", f"<p>{html.escape(GROUNDING_NOTE)}</p>", table(GROUNDING_HEADER, s.grounding)]
+        parts += [
+            "<h2>Scene grounding</h2>",
+            f"<p>{html.escape(GROUNDING_NOTE)}</p>",
+            table(GROUNDING_HEADER, s.grounding),
+        ]
     parts += [
         "<h2>Sample rows</h2>",
         table(SAMPLE_HEADER, s.samples),

@@ -124,15 +124,16 @@ def _samples(meta: dict, per: int = 3) -> list[tuple[str, str, str, str]]:
         if len(rows) < per:
             rows.append(k)
     order = sorted(picked, key=lambda p: (p != "seed", p))
-    return [
-        (meta["id"][k], p, meta["persona"][k] or "", meta["caption"][k]) for p in order for k in picked[p]
-    ]
+    return [(meta["id"][k], p, meta["persona"][k] or "", meta["caption"][k]) for p in order for k in picked[p]]
 
 
 def _conversation_samples(conversations: list[dict], per: int = 3) -> list[tuple[str, str, str]]:
     """The first turns of up to `per` conversations of each source: programs (exact QA) and the LLM."""
     out = []
-    for source, mine in (("programs", lambda i: i.endswith("#programs")), ("LLM", lambda i: not i.endswith("#programs"))):
+    for source, mine in (
+        ("programs", lambda i: i.endswith("#programs")),
+        ("LLM", lambda i: not i.endswith("#programs")),
+    ):
         rows = [c for c in conversations if mine(c["id"])][:per]
         for c in rows:
             turns = " / ".join(t["value"].replace("<image>\n", "") for t in c["conversations"][:4])
