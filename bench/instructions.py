@@ -45,12 +45,11 @@ def coco_acceptance(llm, n: int) -> dict:
     seconds = time.perf_counter() - start
     schema_fail = [r for r in rejects if not r["reason"].startswith("ungrounded")]
     dropped = sum(len(c.get("dropped", [])) for c in convs)
-    turns = sum(len(c["conversations"]) // 2 for c in convs) + dropped
     return {
         "captions": len(rows),
         "schema_pass": round(1 - len(schema_fail) / len(rows), 3),
         "kept_after_grounding": round(len(convs) / len(rows), 3),
-        "turns_dropped": f"{dropped} of {turns + sum(3 for r in rejects if r['reason'].startswith('ungrounded'))}",
+        "turns_dropped_from_kept": dropped,
         "reject_reasons": Counter(r["reason"].split(";")[0].split(":")[0] for r in rejects).most_common(),
         "tok_s": round((llm.usage.completion_tokens - tokens) / seconds, 2),
         "seconds": round(seconds, 1),
@@ -145,7 +144,8 @@ def _table(r: dict) -> str:
     if "coco" in r:
         c = r["coco"]
         lines += [f"COCO captions: {c['captions']}, schema pass {c['schema_pass']:.1%}, kept after grounding "
-                  f"{c['kept_after_grounding']:.1%}, turns dropped {c['turns_dropped']}, {c['tok_s']} tok/s, "
+                  f"{c['kept_after_grounding']:.1%}, turns dropped from kept {c['turns_dropped_from_kept']}, "
+                  f"{c['tok_s']} tok/s, "
                   f"{c['seconds']} s", f"  rejects: {c['reject_reasons']}"]  # fmt: skip
     if "llava" in r:
         lines.append(f"LLaVA images: {r['llava']['images']} ({r['llava']['tok_s']} tok/s, {r['llava']['seconds']} s)")

@@ -123,10 +123,14 @@ def in_process(batch, k: int) -> None:
     print(f"caption stage on llamacpp:default, {len(requests)} requests ({len(batch['id'])} seeds x {k}), 2 cores")
     print(f"  reset per request : {reset_tps:6.1f} tok/s")
     print(f"  prefix state      : {prefix_tps:6.1f} tok/s  = {prefix_tps / reset_tps:.2f}x reset (target >= 1.6)")
-    print(f"  bare llama-cpp    : {bare_tps:6.1f} tok/s  (history-dependent reuse); prefix state = "
-          f"{prefix_tps / bare_tps:.2f}x bare, reset = {reset_tps / bare_tps:.2f}x bare")
-    print(f"  prefix-state replies identical alone: {alone == replies[:6]}, in reverse order: {reverse == replies}, "
-          f"in a second fresh model: {again == replies}")
+    print(
+        f"  bare llama-cpp    : {bare_tps:6.1f} tok/s  (history-dependent reuse); prefix state = "
+        f"{prefix_tps / bare_tps:.2f}x bare, reset = {reset_tps / bare_tps:.2f}x bare"
+    )
+    print(
+        f"  prefix-state replies identical alone: {alone == replies[:6]}, in reverse order: {reverse == replies}, "
+        f"in a second fresh model: {again == replies}"
+    )
 
 
 def main() -> None:

@@ -118,3 +118,41 @@ def test_a_conversation_with_too_few_grounded_turns_is_rejected_with_its_reason(
     assert [r["id"] for r in rows] == ["a"] and [r["id"] for r in rejects] == ["b"]
     assert rejects[0]["reason"].startswith("ungrounded: 1 of 2 turns grounded; 'yes' to a question")
     assert parse_turns(json.dumps(good), turn_schema(2, 2))[0] is not None
+
+
+def test_llava_kinds_keep_grounded_answers_and_say_why_others_go():
+    """LLaVA's detail and complex kinds from captions + boxes, against a stub server (a real model will not write a
+    chosen broken or unsupported reply on demand): a grounded answer is kept as a one-turn LLaVA row, an answer about
+    what the context lacks and a broken reply are rejected with their reasons; conv honours min_grounded_turns."""
+    from unicorn.instruct.llava_kinds import context_text, write_kinds
+
+    scene = {"captions": ["A dog sleeps on a red couch.", "A couch with a dog."],
+             "instances": [{"category": "dog", "bbox": [0.1, 0.2, 0.5, 0.6]},
+                           {"category": "couch", "bbox": [0.0, 0.3, 1.0, 1.0]}]}  # fmt: skip
+    assert context_text(scene, "x").splitlines()[2] == "dog: [0.10, 0.20, 0.50, 0.60]"
+    replies = {
+        "a": '{"answer": "A dog sleeps on a red couch."}',
+        "b": '{"answer": "Three cats chase a mouse across the kitchen floor."}',
+        "c": '{"answer": "A dog',
+    }
+
+    def reply(body, _):
+        if "Turns:" in body["messages"][-1]["content"]:  # conv: one grounded turn only
+            return 200, json.dumps([{"type": "short", "question": "What is on the couch?", "answer": "dog"},
+                                    {"type": "yes_no", "question": "Is the couch blue?", "answer": "Yes"},
+                                    {"type": "yes_no", "question": "Is there a cat?", "answer": "Yes"}])  # fmt: skip
+        return 200, replies[body["messages"][-1]["content"].split("Context:\n")[-1].split("\n")[0][-1]]
+
+    scenes = [{**scene, "captions": [f"A dog sleeps on a red couch. {i}"]} for i in "abc"]
+    batch = {"id": ["a", "b", "c"], "caption": ["x a", "x b", "x c"], "scene": scenes}
+    with openai_stub(reply) as url:
+        llm = create_llm(f"openai:{url}#m")
+        rows, rejects = write_kinds(batch, llm, ("detail", "conv"), repairs=0)
+        lenient, _ = write_kinds(batch, llm, ("conv",), repairs=0, min_grounded_turns=1)
+    detail = {r["image"]: r for r in rows if r["kind"] == "detail"}
+    assert list(detail) == ["a"] and detail["a"]["conversations"][1]["value"] == "A dog sleeps on a red couch."
+    why = {(r["id"], r["kind"]): r["reason"] for r in rejects}
+    assert why[("b", "detail")].startswith("ungrounded: summary answer not supported")
+    assert why[("c", "detail")].startswith("invalid JSON")
+    assert all(why[(i, "conv")].startswith("ungrounded: 1 of 3 turns grounded") for i in "abc")
+    assert [len(r["conversations"]) // 2 for r in lenient] == [1, 1, 1]  # the option reaches the conv writer

@@ -57,7 +57,6 @@ class Mention:
     size: str | None = None
     texture: str | None = None
     count: int | None = None
-    end: int = 0  # token position after the phrase (for relations)
     sentence: int = 0
 
     def matches(self, obj: dict) -> bool:
@@ -114,7 +113,7 @@ def parse(caption: str) -> tuple[list[Mention], list[tuple[str, str, int]], list
         elif t in SHAPE_WORDS or t in ANY_SHAPE:
             shape = SHAPE_WORDS.get(t)
             mention = Mention(" ".join(words + [t]), shape, pending.get("colour"), pending.get("size"),
-                              pending.get("texture"), pending.get("count"), k + 1, sentence)  # fmt: skip
+                              pending.get("texture"), pending.get("count"), sentence)  # fmt: skip
             if shape is not None or mention.count is not None or mention.colour or mention.texture:
                 mentions.append(mention)
                 if last_relation is not None:

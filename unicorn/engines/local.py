@@ -13,9 +13,8 @@ class LocalEngine:
         self.steps: dict = {}
 
     def run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
-        runtime = Runtime(
-            run_dir=str(folder.root), threads=self.config.threads
-        )  # writes cache.sqlite, reads any files a Ray run left
+        # writes cache.sqlite, reads any files a Ray run left
+        runtime = Runtime(run_dir=str(folder.root), threads=self.config.threads)
         self.steps = {name: build_step(name, self.config, runtime) for name in ORDER}
         for index in sorted(done):
             metadata = folder.read_shard(index)[0]

@@ -47,7 +47,7 @@ def context_text(scene: dict | None, caption: str) -> str:
 
 def write_kinds(
     batch: dict[str, list], llm: LLM, kinds: tuple[str, ...] = KINDS, *, seed: int = 0, max_tokens: int = 160,
-    min_turns: int = 3, max_turns: int = 3, repairs: int = 1,
+    min_turns: int = 3, max_turns: int = 3, repairs: int = 1, constrained: bool = True, min_grounded_turns: int = 2,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None)."""
     unknown = [k for k in kinds if k not in KINDS]
@@ -58,7 +58,8 @@ def write_kinds(
     if "conv" in kinds:
         conv, failed = write_conversations(
             {"id": batch["id"], "caption": contexts, "scene": batch["scene"]}, llm, seed=seed, min_turns=min_turns,
-            max_turns=max_turns, repairs=repairs, max_tokens=max(max_tokens, 200),
+            max_turns=max_turns, repairs=repairs, max_tokens=max(max_tokens, 200), constrained=constrained,
+            min_grounded_turns=min_grounded_turns,
         )  # fmt: skip
         rows += [{**r, "id": f"{r['id']}#conv", "image": r["id"], "kind": "conv"} for r in conv]
         rejects += [{**r, "kind": "conv"} for r in failed]
@@ -73,12 +74,14 @@ def write_kinds(
         for k, completion in enumerate(llm.generate(requests, params)):
             row_id = batch["id"][k]
             key = stable_int(seed, row_id, kind)
-            try:
-                reply = json.loads(completion.text) if completion.error is None else None
-            except json.JSONDecodeError as e:
-                reply, completion.error = None, f"invalid JSON: {e.msg}"
+            reply, reason = None, completion.error
+            if reason is None:
+                try:
+                    reply = json.loads(completion.text)
+                except json.JSONDecodeError as e:
+                    reason = f"invalid JSON: {e.msg}"
             if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
-                reason = completion.error or "schema: not an answer object"
+                reason = reason or "schema: not an answer object"
                 rejects.append({"id": row_id, "kind": kind, "reason": reason,
                                 "raw": completion.text[:2000]})  # fmt: skip
                 continue

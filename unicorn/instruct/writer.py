@@ -14,7 +14,7 @@ from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
 from ..prompts import few_shot_messages, load_text
 from .conversations import to_llava
-from .grounding import check_turn, context_words
+from .grounding import STOP, check_turn, context_words
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")
 UNANSWERABLE = "That cannot be told from the image."
@@ -54,8 +54,6 @@ DISTRACTORS = ("a dog", "a car", "a tree", "a chair", "a bicycle", "a cup", "a w
 def context_phrases(caption: str, limit: int = 24) -> list[str]:
     """Answers that a caption grounds by construction: its runs of content words ("red couch", "window") and its
     single content words, in order of appearance."""
-    from .grounding import STOP
-
     words = re.findall(r"[A-Za-z][A-Za-z'-]*", caption)
     runs, run = [], []
     for w in [*words, "the"]:

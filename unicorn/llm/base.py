@@ -126,6 +126,14 @@ def split_prefix(messages: Messages) -> tuple[str, str]:
     return render_prompt(messages[:n]) + "\n\n", "\n\n".join(m["content"] for m in messages[n:])
 
 
+def keep_recent(cache: dict, key, value, *, keep: int = 16) -> None:
+    """Put `value` in a small insertion-ordered cache, dropping the oldest entry beyond `keep`: compiled grammars are
+    per schema, and the conversation writer builds a schema per row, so an unbounded dict would grow with the run."""
+    cache[key] = value
+    while len(cache) > keep:
+        cache.pop(next(iter(cache)))
+
+
 class LLM:
     """A text generator behind one interface. `spec` names it; `model_id` identifies its weights for caching."""
 

@@ -11,7 +11,7 @@ import torch
 
 from ..encoders.base import load_error
 from ..errors import InputError
-from .base import LLM, Completion, render_prompt
+from .base import LLM, Completion, keep_recent, render_prompt
 from .cache import RequestCache
 
 
@@ -44,7 +44,7 @@ class HFLLM(LLM):
             if not hasattr(self, "_compiler"):
                 info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
                 self._compiler = xgr.GrammarCompiler(info)
-            self._compiled[schema] = self._compiler.compile_json_schema(schema, any_whitespace=False)  # compact JSON
+            keep_recent(self._compiled, schema, self._compiler.compile_json_schema(schema, any_whitespace=False))
         return [LogitsProcessor(self._compiled[schema])]
 
     def _prompt(self, messages) -> str:

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
-from .base import LLM, Completion, split_prefix
+from .base import LLM, Completion, keep_recent, split_prefix
 from .cache import RequestCache
 
 
@@ -82,12 +82,6 @@ class LlamaCppLLM(LLM):
         except (ValueError, RuntimeError) as e:
             raise InputError(f"{self.spec}: could not load {path}: {e}") from None
 
-    def _tokens(self, messages) -> list[int]:
-        """The prompt's tokens: the prefix tokenised on its own (with BOS), then the request's text (without), so the
-        prefix's tokens, and so its saved state, are the same for every request that shares it."""
-        prefix, own = split_prefix(messages)
-        return self._head(prefix) + self.model.tokenize(own.encode(), add_bos=not prefix)
-
     def _head(self, prefix: str) -> list[int]:
         """The prefix's tokens (the last prefix's kept: a few hundred tokens not re-tokenised per request)."""
         if not prefix:
@@ -105,8 +99,11 @@ class LlamaCppLLM(LLM):
         evaluated alone, then evaluates its own tokens: the same numbers whatever ran before. (This is a saved
         state restored, without copying llama-cpp-python's logits buffer, which save_state/load_state do: n_vocab
         floats per prefix token, 262 MB for a 250-token prefix of Gemma 3.)"""
-        tokens = self._tokens(messages)
-        head = self._head(split_prefix(messages)[0])
+        # the prefix tokenised on its own (with BOS), then the request's text (without): the prefix's tokens, and so
+        # its state, are the same for every request that shares it
+        prefix, own = split_prefix(messages)
+        head = self._head(prefix)
+        tokens = head + self.model.tokenize(own.encode(), add_bos=not prefix)
         if not (self.prefix_cache and head) or len(tokens) <= len(head):
             self.model.reset()
             self._prefix = None
@@ -127,9 +124,10 @@ class LlamaCppLLM(LLM):
             from llama_cpp import LlamaGrammar
 
             try:
-                self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+                grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
             except (ValueError, RuntimeError) as e:
                 raise InputError(f"{self.spec}: llama.cpp cannot turn this JSON Schema into a grammar: {e}") from None
+            keep_recent(self._grammars, schema, grammar)
         return self._grammars[schema]
 
     def _generate(self, requests, params, done) -> None:

@@ -20,8 +20,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def llama_server(model_path: str, *, threads: int = 2, n_ctx: int = 2048, alias: str = "gemma", timeout: float = 120,
-                 port: int | None = None):
+def llama_server(
+    model_path: str,
+    *,
+    threads: int = 2,
+    n_ctx: int = 2048,
+    alias: str = "gemma",
+    timeout: float = 120,
+    port: int | None = None,
+):
     """Yields the server's base URL (`http://127.0.0.1:PORT/v1`); the server is stopped on exit. `port` (default: a
     free one) lets a test bring a server back where a run expects it."""
     port = port or free_port()

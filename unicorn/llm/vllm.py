@@ -41,7 +41,11 @@ class VllmLLM(LLM):
     def _generate(self, requests, params, done) -> None:
         sampling = [
             self._vllm.SamplingParams(
-                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed, stop=list(p.stop),
+                temperature=p.temperature,
+                top_p=p.top_p,
+                max_tokens=p.max_tokens,
+                seed=p.seed,
+                stop=list(p.stop),
                 **self._structured(p),
             )  # fmt: skip
             for p in params

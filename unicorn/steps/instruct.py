@@ -95,11 +95,10 @@ class InstructStep(Step):
                 "scene": [json.loads(batch["scene"][i]) if batch["scene"][i] else None for i in chosen],
             }
             common = dict(seed=self.seed, min_turns=c.min_turns, max_turns=c.max_turns, repairs=c.repairs,
-                          max_tokens=c.max_tokens)  # fmt: skip
+                          max_tokens=c.max_tokens, constrained=c.constrained,
+                          min_grounded_turns=c.min_grounded_turns)  # fmt: skip
             if c.kind_list == ("conv",):
-                convs, rejects = write_conversations(
-                    rows, self.llm, constrained=c.constrained, min_grounded_turns=c.min_grounded_turns, **common
-                )
+                convs, rejects = write_conversations(rows, self.llm, **common)
                 convs = [{**conv, "id": f"{conv['id']}#llm", "image": conv["id"]} for conv in convs]
                 rejects = [{**r, "source": "llm"} for r in rejects]
             else:  # LLaVA's kinds: ids end in #conv, #detail, #complex
