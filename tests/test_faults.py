@@ -29,10 +29,27 @@ def server_config(tmp_path, url: str) -> Path:
     return path
 
 
+STARTED: list[subprocess.Popen] = []
+
+
 def unicorn(*args) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "unicorn.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """A run the test started is killed when the test ends, even when an assertion or a timeout ended it early (the
+    llama.cpp servers are stopped by their own context managers)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def shards_done(out: Path) -> int:
