@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from .base import CONFIG_NAME, FORMAT, VERSION, Projector
+from .contrastive import Contrastive
 from .errors import InputError
 from .learned import Learned
 from .methods import Center, Identity, Linear, MeanShift, Noise, Procrustes, ReAlign
 
 _REGISTRY: dict[str, type[Projector]] = {
-    cls.name: cls for cls in (Identity, Center, MeanShift, Noise, ReAlign, Linear, Procrustes, Learned)
+    cls.name: cls for cls in (Identity, Center, MeanShift, Noise, ReAlign, Linear, Procrustes, Learned, Contrastive)
 }
 
 

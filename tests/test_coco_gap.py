@@ -34,3 +34,11 @@ def test_learned_frontier(report):
     assert learned["r5"] > shift["r5"]
     assert learned["frechet"] < shift["frechet"]
     assert learned["centroid_gap"] <= 0.11
+
+
+def test_contrastive_beats_mean_shift_on_cosine_and_retrieval(report):
+    """The shipped default: held out, it beats Unicorn's mean shift on both paired cosine and R@1 (issue 11)."""
+    ours, shift = report["contrastive"], report["mean_shift"]
+    assert ours["cos_paired"] > shift["cos_paired"] + 0.02
+    assert ours["r1"] > shift["r1"] + 0.01
+    assert ours["r5"] > shift["r5"]

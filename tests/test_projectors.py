@@ -45,9 +45,42 @@ def test_mean_shift_formula(pairs):
 def test_shift_methods_close_the_gap(pairs):
     text, image = pairs
     raw = centroid_gap(text, image)
-    for method in ("mean_shift", "realign", "linear", "procrustes", "learned"):
+    for method in ("mean_shift", "realign", "linear", "procrustes", "learned", "contrastive"):
         synth = create_projector(method).fit(text, image).transform(text)
         assert centroid_gap(synth, image) < 0.25 * raw, method
+
+
+def test_contrastive_is_deterministic_under_its_seed(pairs):
+    text, image = pairs
+    fit = dict(steps=40, batch_size=64)  # batches smaller than the data: the seed picks them
+    a = create_projector("contrastive", seed=1, **fit).fit(text, image).transform(text)
+    b = create_projector("contrastive", seed=1, **fit).fit(text, image).transform(text)
+    c = create_projector("contrastive", seed=2, **fit).fit(text, image).transform(text)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_contrastive_without_its_residual_is_mean_shift(pairs):
+    """Weight decay pulls the residual to zero: a huge decay leaves exactly Unicorn's mean shift."""
+    text, image = pairs
+    out = create_projector("contrastive", decay=1e6, steps=20).fit(text, image).transform(text)
+    shift = create_projector("mean_shift").fit(text, image).transform(text)
+    np.testing.assert_allclose(out, shift, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"contrast": -1}, "must be >= 0"),
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"batch_size": 1}, "batch_size >= 2"),
+        ({"lr": 0}, "must be > 0"),
+        ({"temperature": 1}, "bad parameters"),
+    ],
+)
+def test_contrastive_refuses_bad_parameters(params, match):
+    with pytest.raises(InputError, match=match):
+        create_projector("contrastive", **params)
 
 
 def test_procrustes_is_orthogonal(pairs):
@@ -58,7 +91,7 @@ def test_procrustes_is_orthogonal(pairs):
 
 def test_paired_methods_need_images(pairs):
     text, _ = pairs
-    for method in ("mean_shift", "realign", "linear", "procrustes", "learned"):
+    for method in ("mean_shift", "realign", "linear", "procrustes", "learned", "contrastive"):
         with pytest.raises(InputError, match="image"):
             create_projector(method).fit(text)
 

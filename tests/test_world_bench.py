@@ -8,7 +8,9 @@ from unicorn.cli import main
 from unicorn.encoders import create_encoder
 from unicorn.world.bench import TASKS, BenchConfig, format_table, world_bench
 
-SMALL = dict(fit_scenes=150, train_scenes=150, test_scenes=100, epochs=5, projectors=("mean_shift", "linear"))
+SMALL = dict(
+    fit_scenes=150, train_scenes=150, test_scenes=100, epochs=5, downstream_seeds=2, projectors=("mean_shift", "linear")
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,24 @@ def test_bench_reports_every_task_and_is_deterministic(encoder):
     for accs in first["tasks"].values():
         assert list(accs) == ["real", "raw_text", "mean_shift", "linear"]
         assert all(0 <= a <= 1 for a in accs.values())
-    assert set(first["summary"]["count"]) == {"best", "share_of_real", "margin_over_raw_text", "meets_90pct"}
+    assert set(first["summary"]["count"]) == {
+        "best",
+        "share_of_real",
+        "margin_over_raw_text",
+        "meets_90pct",
+        "meets_95pct",
+    }
+    # the mean over downstream seeds, their spread, and each source's worst task
+    for task, accs in first["per_seed"].items():
+        for source, runs in accs.items():
+            assert len(runs) == 2
+            assert first["tasks"][task][source] == pytest.approx(sum(runs) / 2, abs=1e-4)
+            assert first["spread"][task][source] == pytest.approx(max(runs) - min(runs), abs=1e-4)
+    for source, worst in first["worst_task"].items():
+        shares = {t: a[source] / a["real"] for t, a in first["tasks"].items()}
+        assert worst["share_of_real"] == pytest.approx(min(shares.values()), abs=1e-4)
+        assert shares[worst["task"]] == pytest.approx(min(shares.values()), abs=1e-4)
+    assert set(first["worst_task"]) == {"raw_text", "mean_shift", "linear"}
     assert first["sizes"]["vqa_test_questions"] > 100
     assert "best projector" in format_table(first)
     again = world_bench(encoder, BenchConfig(seed=3, **SMALL), log=lambda m: None)
@@ -32,6 +51,7 @@ def test_bench_reports_every_task_and_is_deterministic(encoder):
 def test_bench_cli_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["world", "bench", "--train-scenes", "100", "--test-scenes", "60", "--fit-scenes", "100", "--epochs", "2"]
+    args += ["--downstream-seeds", "1"]
     assert main([*args, "--projectors", "mean_shift", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["tasks"]["vqa"]) == {"real", "raw_text", "mean_shift"}

@@ -31,6 +31,9 @@ def add_commands(commands) -> None:
     bench.add_argument("--test-scenes", type=int, default=1000)
     bench.add_argument("--fit-scenes", type=int, default=2000)
     bench.add_argument("--epochs", type=int, default=40)
+    bench.add_argument(
+        "--downstream-seeds", type=int, default=3, help="train each downstream model this many times (spread)"
+    )
     bench.add_argument("--projectors", help=f"comma-separated subset of: {', '.join(list_projectors())}")
     bench.add_argument("--json", help="write the report as JSON here")
     bench.add_argument("--threads", type=int, default=2)
@@ -88,6 +91,7 @@ def _bench(args) -> int:
         test_scenes=args.test_scenes,
         epochs=args.epochs,
         seed=args.seed,
+        downstream_seeds=args.downstream_seeds,
         projectors=projectors,
     )
     encoder = create_encoder(args.encoder)

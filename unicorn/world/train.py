@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from ..errors import InputError
 from . import clip
 from .caption import captions
 from .render import render
-from .scene import SceneGraph, sample_scenes
+from .scene import COLOURS, SHAPES, SIZES, TEXTURES, SceneGraph, relations_of, sample_scenes
 
 EVAL_START = 10_000_000  # held-out scenes come from far along the seed's stream, never from training
 
@@ -37,6 +37,7 @@ class TrainConfig:
     warmup_steps: int = 100
     logit_scale: float = 100.0  # initial inverse temperature; a low temperature keeps CLIP's modality gap open
     learn_logit_scale: bool = False
+    hard_negatives: int = 1  # attribute-swapped captions per caption, as extra negatives for each image (NegCLIP)
     eval_scenes: int = 1000
     seed: int = 0
 
@@ -44,10 +45,33 @@ class TrainConfig:
         for name in ("scenes", "captions_per_scene", "epochs", "batch_size", "eval_scenes"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hard_negatives < 0:
+            raise InputError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.batch_size > self.scenes:
             raise InputError(f"batch_size ({self.batch_size}) cannot exceed the number of scenes ({self.scenes})")
         if not self.lr > 0:
             raise InputError(f"lr must be > 0, got {self.lr}")
+
+
+SWAPPABLE = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "texture": TEXTURES}
+
+
+def hard_negative(scene: SceneGraph, rng: np.random.Generator) -> SceneGraph:
+    """The scene with one thing changed: one object's shape, colour, size or texture, or (with several objects)
+    one object fewer. Its caption, written with the positive's own random stream, differs from the positive's
+    in that one place, so an image can only tell them apart by seeing that attribute (NegCLIP, Yuksekgonul et
+    al. 2023). A contrastive batch alone rarely holds two scenes that differ only in shape, so without these
+    the image tower learns colour and position and little shape."""
+    objects = list(scene.objects)
+    kinds = list(SWAPPABLE) + (["count"] if len(objects) > 1 else [])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    k = int(rng.integers(len(objects)))
+    if kind == "count":
+        del objects[k]
+    else:
+        values = [v for v in SWAPPABLE[kind] if v != getattr(objects[k], kind)]
+        objects[k] = replace(objects[k], **{kind: values[int(rng.integers(len(values)))]})
+    return SceneGraph(tuple(objects), relations_of(tuple(objects)))
 
 
 def image_tensor(scenes: list[SceneGraph], size: int, mean, std) -> torch.Tensor:
@@ -108,6 +132,25 @@ def train_clip(config: TrainConfig, *, progress: bool = True) -> tuple[torch.nn.
     texts = [c for per in captions(train_scenes, seed=config.seed, per_scene=config.captions_per_scene) for c in per]
     eval_texts = [per[0] for per in captions(eval_scenes, seed=config.seed + 1, per_scene=1, style="dense")]
     pooled = pooled_text(model, tokenizer, texts, progress=progress).view(config.scenes, config.captions_per_scene, -1)
+    negatives = None
+    if config.hard_negatives:
+        # negative j of scene k is drawn from its own stream, so it is the same whatever the batch or epoch
+        neg_texts = []
+        for j in range(config.hard_negatives):
+            changed = [
+                hard_negative(s, np.random.default_rng([config.seed, k, 3, j])) for k, s in enumerate(train_scenes)
+            ]
+            # captions() seeds scene k's stream by its index, as for the positives: only the changed words differ
+            neg_texts += [
+                c for per in captions(changed, seed=config.seed, per_scene=config.captions_per_scene) for c in per
+            ]
+        negatives = pooled_text(model, tokenizer, neg_texts, progress=progress).view(
+            config.hard_negatives, config.scenes, config.captions_per_scene, -1
+        )
+        # a short caption may not name what was changed (texture, size): such a "negative" is the positive
+        # itself and would teach the tower to push its own caption away, so it is masked out of the loss
+        same = torch.tensor([a == b for a, b in zip(neg_texts, texts * config.hard_negatives, strict=True)])
+        same = same.view(config.hard_negatives, config.scenes, config.captions_per_scene)
     eval_pooled = pooled_text(model, tokenizer, eval_texts, progress=False)
 
     with torch.no_grad():
@@ -140,9 +183,16 @@ def train_clip(config: TrainConfig, *, progress: bool = True) -> tuple[torch.nn.
                     group["lr"] = lr_at(step)
                 img = F.normalize(model.encode_image(images[idx]), dim=-1)
                 txt = F.normalize(model.text.proj(pooled[idx, pick[idx]]), dim=-1)
-                logits = model.logit_scale.exp() * img @ txt.T
+                scale = model.logit_scale.exp()
+                logits = scale * img @ txt.T
                 labels = torch.arange(len(idx))
-                loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+                image_to_text = logits
+                if negatives is not None:  # each image also ranks every hard negative of the batch (NegCLIP)
+                    neg = negatives[:, idx, pick[idx]].reshape(-1, negatives.shape[-1])
+                    neg_logits = scale * img @ F.normalize(model.text.proj(neg), dim=-1).T
+                    neg_logits = neg_logits.masked_fill(same[:, idx, pick[idx]].reshape(1, -1), float("-inf"))
+                    image_to_text = torch.cat([logits, neg_logits], 1)
+                loss = (F.cross_entropy(image_to_text, labels) + F.cross_entropy(logits.T, labels)) / 2
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
