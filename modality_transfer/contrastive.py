@@ -5,8 +5,10 @@ well, which raises the paired cosine, but it shrinks the many weakly predictable
 one image from another, so retrieval falls below plain `mean_shift`. ECLIPSE (Patel et al., CVPR 2024)
 trains its text-to-image prior with MSE plus CLIP's contrastive loss for this reason: the contrastive
 term keeps each synthetic embedding nearer its own image than the others. Here the map is `mean_shift`
-plus a learned residual, `s = mean_image + u (I + A)` with `u` the centred text, and weight decay pulls
-`A` back to zero, so with little data the projector falls back to `mean_shift` rather than overfitting.
+plus a learned residual, `s = mean_image + u (I + A)` with `u` the centred text, and a Gaussian prior pulls
+`A` back to zero, so with little data the projector falls back to `mean_shift` rather than overfitting. As with
+ridge's alpha, the prior's weight is fixed against the sum over pairs, so it fades as pairs are added: with `decay`
+4, 400 COCO pairs in 512 dimensions keep the map near the mean shift, 2,000 world pairs in 256 let it fit more.
 Applying it is one matmul, like `linear`.
 """
 
@@ -28,7 +30,7 @@ class Contrastive(Projector):
         self,
         *,
         contrast: float = 0.3,
-        decay: float = 0.01,
+        decay: float = 4.0,
         steps: int = 300,
         lr: float = 1e-3,
         logit_scale: float = 100.0,
@@ -77,7 +79,7 @@ class Contrastive(Projector):
             logits = p["logit_scale"] * s @ target.T
             labels = torch.arange(len(s))
             nce = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-            loss = mse + p["contrast"] * nce + p["decay"] * residual.square().sum()
+            loss = mse + p["contrast"] * nce + p["decay"] / n * residual.square().sum()  # prior over all n pairs
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -6,7 +6,7 @@ import pytest
 
 from unicorn.cli import main
 from unicorn.encoders import create_encoder
-from unicorn.world.bench import TASKS, BenchConfig, format_table, world_bench
+from unicorn.world.bench import TASKS, BenchConfig, format_table, markdown_table, world_bench
 
 SMALL = dict(
     fit_scenes=150, train_scenes=150, test_scenes=100, epochs=5, downstream_seeds=2, projectors=("mean_shift", "linear")
@@ -42,6 +42,10 @@ def test_bench_reports_every_task_and_is_deterministic(encoder):
         assert worst["share_of_real"] == pytest.approx(min(shares.values()), abs=1e-4)
         assert shares[worst["task"]] == pytest.approx(min(shares.values()), abs=1e-4)
     assert set(first["worst_task"]) == {"raw_text", "mean_shift", "linear"}
+    rows = markdown_table(first).splitlines()
+    assert len(rows) == 2 + 4 and rows[2].startswith("| real (accuracy) |")
+    worst = first["worst_task"]["linear"]
+    assert rows[-1].endswith(f"| {worst['task']} {100 * worst['share_of_real']:.1f}% |")
     assert first["sizes"]["vqa_test_questions"] > 100
     assert "best projector" in format_table(first)
     again = world_bench(encoder, BenchConfig(seed=3, **SMALL), log=lambda m: None)
@@ -65,6 +69,8 @@ def test_bench_cli_writes_json(tmp_path, capsys):
         (["world", "bench", "--projectors", "magic"], "unknown projector 'magic'"),
         (["world", "bench", "--encoder", "world:/nonexistent/ckpt"], "not found"),
         (["world", "bench", "--train-scenes", "0"], "train_scenes must be >= 1"),
+        (["world", "bench", "--train-noise", "-1"], "train_noise must be in [0, 10]"),
+        (["world", "bench", "--downstream-seeds", "0"], "downstream_seeds must be >= 1"),
         (["world", "train-clip", "--scenes", "0"], "scenes must be >= 1"),
         (["world", "train-clip", "--threads", "0"], "--threads must be >= 1"),
         (["world", "sample", "--n", "0", "--out", "x.jsonl"], "--n must be >= 1"),

@@ -11,7 +11,8 @@ from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 from unicorn.encoders import create_encoder
 from unicorn.errors import InputError
 from unicorn.world import WorldConfig, captions, clip, render, sample_scenes
-from unicorn.world.train import TrainConfig, train_clip
+from unicorn.world.scene import SHAPES
+from unicorn.world.train import TrainConfig, hard_negative, train_clip
 
 TINY = TrainConfig(scenes=96, captions_per_scene=2, epochs=1, batch_size=32, warmup_steps=2, eval_scenes=16, seed=5)
 
@@ -73,7 +74,28 @@ def test_bad_checkpoint_folders_are_refused(tiny, tmp_path):
         clip.load(broken)
 
 
+def test_hard_negatives_change_exactly_one_thing():
+    kinds = set()
+    for k, scene in enumerate(sample_scenes(300, seed=2)):
+        neg = hard_negative(scene, np.random.default_rng([2, k, 3, 0]))
+        assert neg == hard_negative(scene, np.random.default_rng([2, k, 3, 0]))  # seeded
+        if len(neg.objects) == len(scene.objects) - 1:
+            kinds.add("count")
+            continue
+        diffs = [
+            (attr, a, b)
+            for a, b in zip(scene.objects, neg.objects, strict=True)
+            for attr in ("shape", "colour", "size", "texture", "x", "y")
+            if getattr(a, attr) != getattr(b, attr)
+        ]
+        assert len(diffs) == 1 and diffs[0][0] not in ("x", "y"), diffs
+        kinds.add(diffs[0][0])
+    assert kinds == {"shape", "colour", "size", "texture", "count"}
+
+
 def test_bad_training_config_is_refused():
+    with pytest.raises(InputError, match="hard_negatives must be >= 0"):
+        TrainConfig(hard_negatives=-1)
     with pytest.raises(InputError, match="scenes must be >= 1"):
         TrainConfig(scenes=0)
     with pytest.raises(InputError, match="batch_size"):
@@ -99,6 +121,21 @@ def test_shipped_checkpoint_is_a_real_clip(shipped):
     assert cos_paired(text, image) < 0.9
     size = sum(p.stat().st_size for p in clip.DEFAULT_CHECKPOINT.iterdir())
     assert size <= 20 * 2**20
+
+
+def test_shipped_checkpoint_sees_shapes(shipped):
+    """Zero-shot, held out: among five captions that differ only in the shape word, a lone object's image is
+    nearest the true one (the image tower this replaced was at 0.36 on the bench's shape probe)."""
+    lone = WorldConfig(min_objects=1, max_objects=1)
+    scenes = sample_scenes(200, seed=0, config=lone, start=60_000_000)
+    image = shipped.encode_image([render(s) for s in scenes])
+    hits = []
+    for k, scene in enumerate(scenes):
+        obj = scene.objects[0]
+        texts = [f"a {obj.size} {obj.colour} {shape}" for shape in SHAPES]
+        scores = shipped.encode_text(texts) @ image[k]
+        hits.append(SHAPES[int(scores.argmax())] == obj.shape)
+    assert np.mean(hits) >= 0.8
 
 
 def test_free_english_captions_embed_sensibly(shipped):

@@ -34,6 +34,9 @@ def add_commands(commands) -> None:
     bench.add_argument(
         "--downstream-seeds", type=int, default=3, help="train each downstream model this many times (spread)"
     )
+    bench.add_argument(
+        "--train-noise", type=float, default=0.0, help="CapDec-style noise std on the downstream model's inputs"
+    )
     bench.add_argument("--projectors", help=f"comma-separated subset of: {', '.join(list_projectors())}")
     bench.add_argument("--json", help="write the report as JSON here")
     bench.add_argument("--threads", type=int, default=2)
@@ -92,6 +95,7 @@ def _bench(args) -> int:
         epochs=args.epochs,
         seed=args.seed,
         downstream_seeds=args.downstream_seeds,
+        train_noise=args.train_noise,
         projectors=projectors,
     )
     encoder = create_encoder(args.encoder)

@@ -45,6 +45,7 @@ class BenchConfig:
     hidden: int = 256
     seed: int = 0
     downstream_seeds: int = 3  # each downstream model is trained this many times (seed, seed + 1, ...)
+    train_noise: float = 0.0  # CapDec-style noise on the downstream model's inputs, for every source but real
     projectors: tuple[str, ...] = field(default_factory=lambda: default_projectors())
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class BenchConfig:
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.train_noise <= 10:
+            raise InputError(f"train_noise must be in [0, 10], got {self.train_noise}")
         known = list_projectors()
         for p in self.projectors:
             if p not in known:
@@ -72,8 +75,14 @@ def embed_scenes(encoder: Encoder, scenes: list[SceneGraph], seed: int, size: in
     return images, encoder.encode_text(texts)
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, classes: int, *, hidden: int, epochs: int, seed: int):
-    """A one-hidden-layer MLP, trained full-batch-shuffled with AdamW; deterministic under `seed`."""
+def train_classifier(
+    x: np.ndarray, y: np.ndarray, classes: int, *, hidden: int, epochs: int, seed: int, noise: float = 0.0
+):
+    """A one-hidden-layer MLP, trained full-batch-shuffled with AdamW; deterministic under `seed`.
+
+    `noise` adds fresh Gaussian noise of that std to every training batch (CapDec's training-time noise, applied
+    by the downstream trainer rather than baked into the projected embeddings).
+    """
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-2)
@@ -81,7 +90,10 @@ def train_classifier(x: np.ndarray, y: np.ndarray, classes: int, *, hidden: int,
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         for idx in torch.randperm(len(xt), generator=g).split(128):
-            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            batch = xt[idx]
+            if noise:
+                batch = batch + noise * torch.randn(batch.shape, generator=g)
+            loss = F.cross_entropy(model(batch), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -125,7 +137,7 @@ def world_bench(encoder: Encoder, config: BenchConfig, *, log=print) -> dict:
 
     sources = {"real": None, "raw_text": None}
     for name in config.projectors:
-        params = {"seed": seed} if name == "noise" else {}
+        params = {"seed": seed} if name in ("noise", "contrastive") else {}
         sources[name] = create_projector(name, **params).fit(fit_txt, fit_img)
 
     def inputs(source: str, family: str) -> np.ndarray:
@@ -150,6 +162,22 @@ def world_bench(encoder: Encoder, config: BenchConfig, *, log=print) -> dict:
     # The downstream model is trained from several seeds, so that a one-point difference between projectors
     # can be read against the spread a seed alone makes.
     downstream = range(seed, seed + config.downstream_seeds)
+
+    def scores(source, x, ytrain, xtest, ytest, classes, hidden) -> list[float]:
+        """Test accuracy of the downstream model trained on `x` from each downstream seed."""
+        noise = 0.0 if source == "real" else config.train_noise
+        return [
+            round(
+                accuracy(
+                    train_classifier(x, ytrain, classes, hidden=hidden, epochs=config.epochs, seed=k, noise=noise),
+                    xtest,
+                    ytest,
+                ),
+                4,
+            )
+            for k in downstream
+        ]
+
     per_seed: dict[str, dict[str, list[float]]] = {}
     for task, (family, values, (ytrain, ytest)) in labels.items():
         ytrain, ytest = np.array(ytrain), np.array(ytest)
@@ -157,17 +185,7 @@ def world_bench(encoder: Encoder, config: BenchConfig, *, log=print) -> dict:
         per_seed[task] = {}
         for source in sources:
             x = inputs(source, family)
-            per_seed[task][source] = [
-                round(
-                    accuracy(
-                        train_classifier(x, ytrain, len(values), hidden=config.hidden, epochs=config.epochs, seed=k),
-                        test_img,
-                        ytest,
-                    ),
-                    4,
-                )
-                for k in downstream
-            ]
+            per_seed[task][source] = scores(source, x, ytrain, test_img, ytest, len(values), config.hidden)
         log(f"{task}: " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in per_seed[task].items()))
 
     train_rows = _vqa_rows(sets["multi"][0], seed, config.questions_per_scene)
@@ -182,17 +200,7 @@ def world_bench(encoder: Encoder, config: BenchConfig, *, log=print) -> dict:
     per_seed["vqa"] = {}
     for source in sources:
         x = _vqa_features(inputs(source, "multi"), train_rows, question_emb)
-        per_seed["vqa"][source] = [
-            round(
-                accuracy(
-                    train_classifier(x, ytrain, len(answers), hidden=2 * config.hidden, epochs=config.epochs, seed=k),
-                    test_x,
-                    ytest,
-                ),
-                4,
-            )
-            for k in downstream
-        ]
+        per_seed["vqa"][source] = scores(source, x, ytrain, test_x, ytest, len(answers), 2 * config.hidden)
     log("vqa: " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in per_seed["vqa"].items()))
 
     results = {task: {src: round(float(np.mean(v)), 4) for src, v in accs.items()} for task, accs in per_seed.items()}
@@ -276,4 +284,26 @@ def format_table(report: dict) -> str:
             f"{task}: best projector {s['best']} reaches {100 * s['share_of_real']:.1f}% of real "
             f"({verdict} the 95% bar), {s['margin_over_raw_text']:+.3f} over raw text"
         )
+    return "\n".join(lines)
+
+
+def markdown_table(report: dict) -> str:
+    """One row per source, one column per task: share of real accuracy (mean over downstream seeds) and the spread
+    of the source's accuracy over those seeds, in points; then the source's worst task. Real's row gives accuracy."""
+    tasks = report["tasks"]
+    sources = list(next(iter(tasks.values())))
+    spread = report.get("spread", {t: dict.fromkeys(sources, 0.0) for t in tasks})
+    worst = report.get("worst_task") or worst_tasks(tasks)
+    lines = [
+        "| source | " + " | ".join(tasks) + " | worst task |",
+        "|---" * (len(tasks) + 2) + "|",
+    ]
+    for source in sources:
+        if source == "real":
+            cells = [f"{tasks[t]['real']:.3f} ({100 * spread[t]['real']:.1f})" for t in tasks]
+            lines.append("| real (accuracy) | " + " | ".join(cells) + " | |")
+            continue
+        cells = [f"{100 * tasks[t][source] / tasks[t]['real']:.1f}% ({100 * spread[t][source]:.1f})" for t in tasks]
+        w = worst[source]
+        lines.append(f"| {source} | " + " | ".join(cells) + f" | {w['task']} {100 * w['share_of_real']:.1f}% |")
     return "\n".join(lines)

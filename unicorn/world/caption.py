@@ -13,7 +13,10 @@ from .scene import Obj, SceneGraph
 
 STYLES = ("short", "dense")
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-TEXTURE_WORDS = {"plain": "", "striped": "striped", "dotted": "dotted", "checked": "checkered"}
+# "plain" is said, not left out: short captions leave out texture for every texture, so a detailed phrase without a
+# texture word would mean "any texture" in training and "plain" at test (world-CLIP then put plain objects' text
+# among the dotted ones: 0.27 of plain objects recovered from text where images give 0.93)
+TEXTURE_WORDS = {"plain": "plain", "striped": "striped", "dotted": "dotted", "checked": "checkered"}
 RELATION_WORDS = {"left of": "to the left of", "right of": "to the right of"}
 OPENERS = ("", "A picture of ", "An image showing ", "There is ", "This scene has ")
 

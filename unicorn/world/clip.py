@@ -33,7 +33,9 @@ DEFAULT_CHECKPOINT = shipped("checkpoints/world-clip")
 
 MODEL_CFG = {
     "embed_dim": 256,
-    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "patch_size": 8, "head_width": 32},
+    # CLIP's ModifiedResNet (layers as a list), not a ViT: the 3-layer ViT with 8x8 patches this replaced could not
+    # tell shapes apart even when trained on shape labels directly (0.43 over 5 shapes; this tower 0.96, faster)
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32},
     "text_cfg": {
         "hf_model_name": TEXT_PACKAGE,
         "hf_tokenizer_name": TEXT_PACKAGE,

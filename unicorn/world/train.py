@@ -35,7 +35,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 100
-    logit_scale: float = 100.0  # initial inverse temperature; a low temperature keeps CLIP's modality gap open
+    # inverse temperature (held unless learn_logit_scale): a low temperature keeps CLIP's modality gap open; at 1/100
+    # the convolutional tower closed it to 0.29, at 1/200 it stays open
+    logit_scale: float = 200.0
     learn_logit_scale: bool = False
     hard_negatives: int = 1  # attribute-swapped captions per caption, as extra negatives for each image (NegCLIP)
     eval_scenes: int = 1000
@@ -197,7 +199,7 @@ def train_clip(config: TrainConfig, *, progress: bool = True) -> tuple[torch.nn.
                 loss.backward()
                 optimiser.step()
                 with torch.no_grad():
-                    model.logit_scale.clamp_(0, math.log(100))
+                    model.logit_scale.clamp_(0, math.log(max(100.0, config.logit_scale)))  # CLIP's cap, or ours
                 step += 1
                 loss_value = loss.item()
                 bar.update(len(idx))
