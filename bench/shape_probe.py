@@ -1,6 +1,7 @@
-"""Can an image tower see shape at all? Train candidate towers directly on shape labels of lone objects.
+"""Can an image tower see shape at all? Train candidate towers directly on shape (or another attribute's) labels
+of lone objects.
 
-    python bench/shape_probe.py [--train 4000] [--test 1000] [--epochs 6]
+    python bench/shape_probe.py [--attribute shape] [--train 4000] [--test 1000] [--epochs 6]
 
 Each tower (world-CLIP's previous 3-layer ViT with 8x8 patches, the ModifiedResNet it now uses, and a plain
 4-layer CNN for reference) gets a linear head and the same seeded data, then is tested on held-out scenes;
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicorn.world import clip, sample_scenes
-from unicorn.world.scene import SHAPES, WorldConfig
+from unicorn.world.scene import VOCABULARY, WorldConfig
 from unicorn.world.train import image_tensor
 
 TOWERS = {
@@ -30,8 +31,14 @@ TOWERS = {
         "patch_size": 8,
         "head_width": 32,
     },
-    "ModifiedResNet (1-1-1-1, width 16; now)": {
+    "ModifiedResNet (1-1-1-1, width 16) at 64": {
         "image_size": 64,
+        "layers": [1, 1, 1, 1],
+        "width": 16,
+        "head_width": 32,
+    },
+    "ModifiedResNet (1-1-1-1, width 16) at 96; now": {
+        "image_size": 96,
         "layers": [1, 1, 1, 1],
         "width": 16,
         "head_width": 32,
@@ -54,27 +61,34 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--attribute", default="shape", choices=sorted(VOCABULARY))
     args = parser.parse_args()
 
     lone = WorldConfig(min_objects=1, max_objects=1)
     train = sample_scenes(args.train, seed=0, config=lone)
     test = sample_scenes(args.test, seed=0, config=lone, start=1_000_000)
     pre = clip.PREPROCESS_CFG
-    x, xt = (image_tensor(s, 64, pre["mean"], pre["std"]) for s in (train, test))
-    y, yt = (torch.tensor([SHAPES.index(s.objects[0].shape) for s in part]) for part in (train, test))
+    inputs = {  # the world's 64x64 images, enlarged for a tower that takes 96 as the eval transform enlarges them
+        size: [image_tensor(s, size, pre["mean"], pre["std"]) for s in (train, test)] for size in (64, 96)
+    }
+    values = VOCABULARY[args.attribute]
+    y, yt = (
+        torch.tensor([values.index(getattr(s.objects[0], args.attribute)) for s in part]) for part in (train, test)
+    )
     sizes = [s.objects[0].size for s in test]
 
     towers = {}
     for name, vision in TOWERS.items():
         cfg = copy.deepcopy(clip.MODEL_CFG)
         cfg["vision_cfg"] = vision
-        towers[name] = clip.build(cfg)[0].visual
-    towers["plain CNN (reference)"] = cnn()
+        towers[name] = (clip.build(cfg)[0].visual, vision["image_size"])
+    towers["plain CNN (reference) at 64"] = (cnn(), 64)
 
-    print(f"shape accuracy on {args.test} held-out lone objects (chance {1 / len(SHAPES):.2f})")
-    for name, tower in towers.items():
+    print(f"{args.attribute} accuracy on {args.test} held-out lone objects (chance {1 / len(values):.2f})")
+    for name, (tower, size) in towers.items():
+        x, xt = inputs[size]
         torch.manual_seed(0)
-        net = nn.Sequential(tower, nn.Linear(clip.MODEL_CFG["embed_dim"], len(SHAPES)))
+        net = nn.Sequential(tower, nn.Linear(clip.MODEL_CFG["embed_dim"], len(values)))
         opt = torch.optim.AdamW(net.parameters(), 2e-3)
         g = torch.Generator().manual_seed(0)
         start = time.perf_counter()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
@@ -21,8 +22,9 @@ from ..errors import InputError
 from . import clip
 from .caption import captions
 from .render import render
-from .scene import COLOURS, SHAPES, SIZES, TEXTURES, SceneGraph, relations_of, sample_scenes
+from .scene import COLOURS, SHAPES, SIZES, TEXTURES, SceneGraph, WorldConfig, relations_of, sample_scenes
 
+RENDER_SIZE = WorldConfig().image_size  # the world renders 64x64 images; the tower may take them enlarged
 EVAL_START = 10_000_000  # held-out scenes come from far along the seed's stream, never from training
 
 
@@ -76,10 +78,13 @@ def hard_negative(scene: SceneGraph, rng: np.random.Generator) -> SceneGraph:
     return SceneGraph(tuple(objects), relations_of(tuple(objects)))
 
 
-def image_tensor(scenes: list[SceneGraph], size: int, mean, std) -> torch.Tensor:
-    """Rendered scenes as one normalised (n, 3, size, size) float tensor (what the eval transform yields)."""
-    pixels = np.stack([np.asarray(render(s, size)) for s in scenes])  # (n, h, w, 3) uint8
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
+def image_tensor(scenes: list[SceneGraph], size: int, mean, std, render_size: int = RENDER_SIZE) -> torch.Tensor:
+    """Scenes rendered at `render_size` (the world's images), resized to the tower's `size` as the eval transform
+    resizes them (bicubic), as one normalised (n, 3, size, size) float tensor."""
+    images = [render(s, render_size) for s in scenes]
+    if size != render_size:
+        images = [im.resize((size, size), Image.Resampling.BICUBIC) for im in images]
+    x = torch.from_numpy(np.stack([np.asarray(im) for im in images])).permute(0, 3, 1, 2).float().div_(255)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
@@ -215,7 +220,8 @@ def train_clip(config: TrainConfig, *, progress: bool = True) -> tuple[torch.nn.
             "minutes": round((time.time() - started) / 60, 2),
             "torch_threads": torch.get_num_threads(),
             "data": "scenes sampled by unicorn.world (seeded), rendered at "
-            f"{size}x{size}, {config.captions_per_scene} captions each (short and dense styles)",
+            f"{RENDER_SIZE}x{RENDER_SIZE} and enlarged to {size}x{size}, "
+            f"{config.captions_per_scene} captions each (short and dense styles)",
         },
         "eval": {"data": f"{config.eval_scenes} held-out scenes, one dense caption each", **figures},
     }
