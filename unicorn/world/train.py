@@ -22,7 +22,7 @@ from ..errors import InputError
 from . import clip
 from .caption import captions
 from .render import render
-from .scene import COLOURS, SHAPES, SIZES, TEXTURES, SceneGraph, WorldConfig, relations_of, sample_scenes
+from .scene import VOCABULARY, SceneGraph, WorldConfig, relations_of, sample_scenes
 
 RENDER_SIZE = WorldConfig().image_size  # the world renders 64x64 images; the tower may take them enlarged
 EVAL_START = 10_000_000  # held-out scenes come from far along the seed's stream, never from training
@@ -57,9 +57,6 @@ class TrainConfig:
             raise InputError(f"lr must be > 0, got {self.lr}")
 
 
-SWAPPABLE = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "texture": TEXTURES}
-
-
 def hard_negative(scene: SceneGraph, rng: np.random.Generator) -> SceneGraph:
     """The scene with one thing changed: one object's shape, colour, size or texture, or (with several objects)
     one object fewer. Its caption, written with the positive's own random stream, differs from the positive's
@@ -67,13 +64,13 @@ def hard_negative(scene: SceneGraph, rng: np.random.Generator) -> SceneGraph:
     al. 2023). A contrastive batch alone rarely holds two scenes that differ only in shape, so without these
     the image tower learns colour and position and little shape."""
     objects = list(scene.objects)
-    kinds = list(SWAPPABLE) + (["count"] if len(objects) > 1 else [])
+    kinds = list(VOCABULARY) + (["count"] if len(objects) > 1 else [])
     kind = kinds[int(rng.integers(len(kinds)))]
     k = int(rng.integers(len(objects)))
     if kind == "count":
         del objects[k]
     else:
-        values = [v for v in SWAPPABLE[kind] if v != getattr(objects[k], kind)]
+        values = [v for v in VOCABULARY[kind] if v != getattr(objects[k], kind)]
         objects[k] = replace(objects[k], **{kind: values[int(rng.integers(len(values)))]})
     return SceneGraph(tuple(objects), relations_of(tuple(objects)))
 
