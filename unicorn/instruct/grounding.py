@@ -30,7 +30,8 @@ STOP = set(
     "what which who whom whose where when why how many much some any all each every both either neither one ones "
     "can could would should will may might must shall has have had having as than then so such very also just only "
     "into onto over under above below near next up down out off about image picture photo photograph scene shown "
-    "see seen visible appear appears look looks like kind type sort thing things something someone".split()
+    "see seen visible appear appears look looks like kind type sort thing things something someone because likely "
+    "probably perhaps show shows".split()
 )  # fmt: skip
 COLOUR_WORDS = set("red green blue yellow purple orange white black grey gray brown pink silver gold".split())
 NUMBER_WORDS = set("one two three four five six seven eight nine ten single pair couple several".split())

@@ -48,6 +48,7 @@ def context_text(scene: dict | None, caption: str) -> str:
 def write_kinds(
     batch: dict[str, list], llm: LLM, kinds: tuple[str, ...] = KINDS, *, seed: int = 0, max_tokens: int = 160,
     min_turns: int = 3, max_turns: int = 3, repairs: int = 1, constrained: bool = True, min_grounded_turns: int = 2,
+    questions: str = "slots",
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None)."""
     unknown = [k for k in kinds if k not in KINDS]
@@ -59,7 +60,7 @@ def write_kinds(
         conv, failed = write_conversations(
             {"id": batch["id"], "caption": contexts, "scene": batch["scene"]}, llm, seed=seed, min_turns=min_turns,
             max_turns=max_turns, repairs=repairs, max_tokens=max(max_tokens, 200), constrained=constrained,
-            min_grounded_turns=min_grounded_turns,
+            min_grounded_turns=min_grounded_turns, questions=questions,
         )  # fmt: skip
         rows += [{**r, "id": f"{r['id']}#conv", "image": r["id"], "kind": "conv"} for r in conv]
         rejects += [{**r, "kind": "conv"} for r in failed]

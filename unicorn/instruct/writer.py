@@ -15,11 +15,17 @@ from ..llm import LLM, SamplingParams
 from ..prompts import few_shot_messages, load_text
 from .conversations import to_llava
 from .grounding import STOP, check_turn, context_words
+from .slots import PLURALS, caption_slots
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")
 UNANSWERABLE = "That cannot be told from the image."
 QUESTION = {"type": "string", "minLength": 8, "maxLength": 80}
 ANSWER = {"type": "string", "minLength": 1, "maxLength": 80}
+# the final check is looser than what a free-question schema decodes under: slot questions name the caption's
+# things, and slot free answers run to 25 of its words
+FINAL_QUESTION = {"type": "string", "minLength": 8, "maxLength": 160}
+FINAL_ANSWER = {"type": "string", "minLength": 1, "maxLength": 240}
+QUESTIONS = ("slots", "free")
 
 
 def turn_schema(min_turns: int, max_turns: int) -> dict:
@@ -27,7 +33,7 @@ def turn_schema(min_turns: int, max_turns: int) -> dict:
     turns of the known types, with the closed answers (yes/no, an option letter, the 'cannot be told' line)."""
 
     def turn(kind, answer, **extra) -> dict:
-        properties = {"type": kind, "question": QUESTION, **extra, "answer": answer}
+        properties = {"type": kind, "question": FINAL_QUESTION, **extra, "answer": answer}
         return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
     option = {"type": "string", "minLength": 1, "maxLength": 60}
@@ -37,7 +43,7 @@ def turn_schema(min_turns: int, max_turns: int) -> dict:
         "maxItems": max_turns,
         "items": {
             "anyOf": [
-                turn({"enum": ["short", "reasoning", "summary"]}, ANSWER),
+                turn({"enum": ["short", "reasoning", "summary"]}, FINAL_ANSWER),
                 turn({"const": "yes_no"}, {"enum": ["Yes", "No"]}),
                 turn({"const": "multiple_choice"}, {"enum": ["A", "B", "C", "D"]},
                      options={"type": "array", "items": option, "minItems": 4, "maxItems": 4}),
@@ -108,6 +114,81 @@ def decoding_schema(types: list[str], caption: str, key: int) -> dict:
     return {"type": "array", "prefixItems": items, "minItems": len(types), "maxItems": len(types), "items": False}
 
 
+COLOURS = ("red", "green", "blue", "yellow", "white", "black", "brown", "grey", "orange", "purple", "pink")
+NUMBERS = ("one", "two", "three", "four", "five", "six")
+UNANSWERABLE_ASKS = ("What is the name of the {}?", "What brand is the {}?", "How old is the {}?")
+REASONING_ASKS = ("Why might the {} be there?", "What could the {} be used for?")
+SUMMARY_ASKS = ("Describe the image briefly.", "What does the image show?")
+
+
+BOX_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*): \[")
+
+
+def _there(thing: str) -> str:
+    """'Is there a cat in the image?' / 'Are there two women in the image?'"""
+    first, last = thing.split()[0], thing.split()[-1]
+    if first in NUMBERS or first.isdigit() or (last.endswith("s") and not last.endswith("ss")) or last in PLURALS:
+        return f"Are there {thing} in the image?"
+    return f"Is there {'an' if thing[0] in 'aeiou' else 'a'} {thing} in the image?"
+
+
+def _turn(kind: str, question: dict, answer: dict, **extra) -> dict:
+    properties = {"type": {"const": kind}, "question": question, **extra, "answer": answer}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _choice(kind: str, question: str, right: dict, others: list[str], slot: int) -> dict:
+    """A multiple-choice turn: the right option in `slot` (the answer letter), the other three fixed."""
+    options = [right if k == slot else {"const": others[k - (k > slot)]} for k in range(4)]
+    return _turn(kind, {"const": question}, {"const": "ABCD"[slot]},
+                 options={"type": "array", "prefixItems": options, "minItems": 4, "maxItems": 4, "items": False})
+
+
+def _words_pattern(words: tuple[str, ...], at_most: int = 24) -> dict:
+    """A free answer made only of these words: the caption's own, and function words (slots.GLUE)."""
+    alternatives = "|".join(w for w in words if re.fullmatch(r"[a-z0-9']+", w))
+    return {"type": "string", "pattern": f"^({alternatives})( ({alternatives})){{1,{at_most}}}$"}
+
+
+def slot_schema(types: list[str], caption: str, key: int) -> dict:
+    """The schema of `questions: "slots"` (see instruct/slots.py): every question is one the caption can answer or,
+    for `unanswerable`, one it cannot, drawn from the caption's things and facts; short, yes/no and multiple-choice
+    answers are bound to their question (the fact's answer; 'Yes' to a thing the caption names, 'No' to one it
+    does not; the right option in a seeded slot among distractors of the same kind); reasoning and summary answers
+    are the model's own words, limited to the caption's words and function words."""
+    lines = [(BOX_LINE.match(line), line) for line in caption.splitlines()]  # LLaVA's context: captions + boxes
+    slots = caption_slots(" ".join(line for m, line in lines if not m))
+    categories = [m[1].strip().lower() for m, _ in lines if m]
+    things = list(dict.fromkeys([*slots.things, *categories])) or [caption.strip()[:60]]
+    heads = list(dict.fromkeys([*slots.heads, *categories])) or things
+    absent = [d for d in DISTRACTORS if d.split()[-1] not in caption.lower()]
+    absent = [absent[(key + k) % len(absent)] for k in range(4)]
+    slot = key % 4
+    free = _words_pattern(slots.words)
+    alternatives: dict[str, list[dict]] = {
+        "short": [_turn("short", {"const": f.question}, {"const": f.answer}) for f in slots.facts]
+        + [_turn("short", {"const": "What is one thing the image shows?"}, {"enum": things})],
+        "yes_no": [_turn("yes_no", {"enum": [_there(t) for t in things]}, {"const": "Yes"}),
+                   _turn("yes_no", {"enum": [_there(d.split(maxsplit=1)[1]) for d in absent]}, {"const": "No"})]
+        + [_turn("yes_no", {"const": f"Is the {f.question.split(' the ', 1)[1][:-1]} {f.answer}?"}, {"const": "Yes"})
+           for f in slots.facts if f.kind == "colour"],
+        "multiple_choice": [_choice("multiple_choice", "Which of these does the image show?", {"enum": things},
+                                    absent, slot)]
+        + [_choice("multiple_choice", f.question, {"const": f.answer},
+                   [c for c in (COLOURS if f.kind == "colour" else NUMBERS) if c != f.answer][key % 3:][:3], slot)
+           for f in slots.facts if f.kind in ("colour", "count") and f.answer in COLOURS + NUMBERS],
+        "unanswerable": [_turn("unanswerable", {"enum": [a.format(h) for h in heads for a in UNANSWERABLE_ASKS]},
+                               {"const": UNANSWERABLE})],
+        "reasoning": [_turn("reasoning", {"enum": [a.format(h) for h in heads for a in REASONING_ASKS]}, free)],
+        "summary": [_turn("summary", {"enum": list(SUMMARY_ASKS)}, free)],
+    }  # fmt: skip
+    items = [{"anyOf": alternatives[kind]} if len(alternatives[kind]) > 1 else alternatives[kind][0] for kind in types]
+    return {"type": "array", "prefixItems": items, "minItems": len(types), "maxItems": len(types), "items": False}
+
+
+SCHEMAS = {"slots": slot_schema, "free": decoding_schema}
+
+
 def parse_turns(raw: str, schema: dict) -> tuple[list[dict] | None, str | None]:
     """(turns, None) for a valid reply, else (None, the reason); tolerates text around the JSON list."""
     start, end = raw.find("["), raw.rfind("]")
@@ -134,6 +215,8 @@ def as_qa(turn: dict) -> tuple[str, str]:
         answer = f"{answer}. {options['ABCD'.index(answer)]}"
     elif turn["type"] == "yes_no":
         answer += "."
+    elif turn["type"] in ("reasoning", "summary") and answer:  # slot answers are lower-case words
+        answer = answer[0].upper() + answer[1:] + ("" if answer[-1] in ".!?" else ".")
     return question, answer
 
 
@@ -149,6 +232,7 @@ def write_conversations(
     template: str | None = None,
     constrained: bool = True,
     min_grounded_turns: int = 2,
+    questions: str = "slots",
 ) -> tuple[list[dict], list[dict]]:
     """(LLaVA rows, rejects) for a batch of caption rows `{"id", "caption"[, "scene"]}` (scene: a dict or None).
 
@@ -156,7 +240,10 @@ def write_conversations(
     (every backend: see SamplingParams.json_schema) and validated after it always; a reply that fails is repaired
     at most `repairs` times. Each turn is then checked against the row's context (`grounding.check_turn`): turns
     that fail are dropped (kept under `dropped` with the reason), and a conversation keeps its place only with at
-    least `min_grounded_turns` grounded turns left."""
+    least `min_grounded_turns` grounded turns left. `questions`: "slots" decodes under `slot_schema` (questions and
+    short answers drawn from what the caption states), "free" under `decoding_schema` (the model's own questions)."""
+    if questions not in QUESTIONS:
+        raise InputError(f"questions must be one of {', '.join(QUESTIONS)}, got {questions!r}")
     if not 1 <= min_turns <= max_turns:
         raise InputError(f"need 1 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
     if repairs < 0:
@@ -171,7 +258,7 @@ def write_conversations(
         prompt = template.format(caption=caption, turns=turns, types=", ".join(types))
         pending[row_id] = {"messages": few_shot_messages(prompt), "key": key, "caption": caption, "turns": turns,
                            "context": context_words(caption, scene),
-                           "schema": json.dumps(decoding_schema(types, caption, key)) if constrained else None,
+                           "schema": json.dumps(SCHEMAS[questions](types, caption, key)) if constrained else None,
                            }  # fmt: skip
     rows, rejects = [], []
     for attempt in range(repairs + 1):

