@@ -54,6 +54,7 @@ def coco_acceptance(llm, n: int) -> dict:
         "tok_s": round((llm.usage.completion_tokens - tokens) / seconds, 2),
         "seconds": round(seconds, 1),
         "sample": convs[0]["conversations"] if convs else None,
+        "sample_caption": rows[[r["id"] for r in rows].index(convs[0]["id"])]["text"] if convs else None,
     }
 
 
@@ -147,6 +148,9 @@ def _table(r: dict) -> str:
                   f"{c['kept_after_grounding']:.1%}, turns dropped from kept {c['turns_dropped_from_kept']}, "
                   f"{c['tok_s']} tok/s, "
                   f"{c['seconds']} s", f"  rejects: {c['reject_reasons']}"]  # fmt: skip
+        lines.append(f"  first kept conversation, verbatim (caption: {c['sample_caption']!r}):")
+        for turn in c["sample"] or []:
+            lines.append(f"    {turn['from']}: {turn['value']!r}")
     if "llava" in r:
         lines.append(f"LLaVA images: {r['llava']['images']} ({r['llava']['tok_s']} tok/s, {r['llava']['seconds']} s)")
         lines.append("  kind     kept/written  words ours/GPT-4  GPT-4 grounded  cos to GPT-4 (chance)")

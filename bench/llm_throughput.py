@@ -104,7 +104,7 @@ def in_process(batch, k: int) -> None:
         start = time.perf_counter()
         out = llm.generate(requests, params, progress=False)
         seconds = time.perf_counter() - start
-        results[name] = (sum(c.completion_tokens for c in out) / seconds, [c.text for c in out], llm)
+        results[name] = (sum(c.completion_tokens for c in out) / seconds, [c.text for c in out], llm, seconds)
     llm = results["prefix state"][2]
     replies = results["prefix state"][1]
     alone = [llm.generate([r], [p], progress=False)[0].text for r, p in zip(requests[:6], params[:6], strict=True)]
@@ -131,6 +131,35 @@ def in_process(batch, k: int) -> None:
         f"  prefix-state replies identical alone: {alone == replies[:6]}, in reverse order: {reverse == replies}, "
         f"in a second fresh model: {again == replies}"
     )
+    # what any prefix reuse can win: the share of the reset run spent evaluating the shared prefix
+    from unicorn.llm.base import split_prefix
+
+    head = model.tokenize(split_prefix(requests[0])[0].encode(), add_bos=True)
+    start = time.perf_counter()
+    for _ in range(3):
+        model.reset()
+        model.eval(head)
+    prefix_s = (time.perf_counter() - start) / 3
+    reset_s = results["reset per request"][3]
+    share = prefix_s * len(requests) / reset_s
+    print(f"  the shared prefix ({len(head)} tokens) takes {prefix_s:.2f} s to evaluate: {share:.0%} of the reset run; "
+          f"removing all of it bounds the gain at {1 / (1 - share):.2f}x (1.6x needs >= 37.5%)")
+    constrained(requests[0], batch)
+
+
+def constrained(prefix_request, batch, n: int = 8) -> None:
+    """The conversation writer's schema-constrained requests: the grammar checked per drawn token (the backend's
+    default) against llama-cpp-python's grammar-first chain, same requests, same seeds."""
+    from unicorn.instruct.writer import write_conversations
+
+    rows = {"id": batch["id"][:n], "caption": batch["text"][:n]}
+    for name, fast in (("grammar first (llama-cpp-python)", False), ("grammar checked per draw", True)):
+        llm = create_llm("llamacpp:default", fast_grammar=fast)
+        start = time.perf_counter()
+        convs, rejects = write_conversations(rows, llm, min_turns=3, max_turns=3, repairs=0, max_tokens=260)
+        seconds = time.perf_counter() - start
+        tps = llm.usage.completion_tokens / seconds
+        print(f"  conversations, {name:32s}: {tps:5.1f} tok/s, {seconds:5.1f} s, kept {len(convs)}/{n}")
 
 
 def main() -> None:

@@ -48,6 +48,8 @@ def add_commands(commands) -> None:
     ins.add_argument("--max-turns", type=int)
     ins.add_argument("--repairs", type=int, help="repair-and-retry rounds for invalid JSON")
     ins.add_argument("--turns", type=int, help="turns per programmatic conversation")
+    ins.add_argument("--questions", choices=("slots", "free"),
+                     help="slots: questions drawn from what the caption states (small models); free: the model's own")
     ins.set_defaults(run=_instruct)
 
 
@@ -136,7 +138,7 @@ def _instruct(args) -> int:
     if not args.captions and not args.scenes:
         raise InputError("give --captions (LLM-written data), --scenes (programmatic data) or both")
     flags = {"llm": args.llm, "min_turns": args.min_turns, "max_turns": args.max_turns, "repairs": args.repairs,
-             "turns": args.turns}  # fmt: skip
+             "turns": args.turns, "questions": args.questions}  # fmt: skip
     base = _config(args, "instruct", flags)
     out = _out(args.out)
     rows, rejects, stats = [], [], {}

@@ -165,6 +165,10 @@ def slot_schema(types: list[str], caption: str, key: int) -> dict:
     absent = [absent[(key + k) % len(absent)] for k in range(4)]
     slot = key % 4
     free = _words_pattern(slots.words)
+    context = context_words(caption)  # "How old is the old man?" is not unanswerable: only what the check accepts
+    unanswerable = [q for q in (a.format(h) for h in heads for a in UNANSWERABLE_ASKS)
+                    if check_turn({"type": "unanswerable", "question": q, "answer": UNANSWERABLE}, context) is None]
+    unanswerable = unanswerable or ["What is the name of the photographer?"]
     alternatives: dict[str, list[dict]] = {
         "short": [_turn("short", {"const": f.question}, {"const": f.answer}) for f in slots.facts]
         + [_turn("short", {"const": "What is one thing the image shows?"}, {"enum": things})],
@@ -177,8 +181,7 @@ def slot_schema(types: list[str], caption: str, key: int) -> dict:
         + [_choice("multiple_choice", f.question, {"const": f.answer},
                    [c for c in (COLOURS if f.kind == "colour" else NUMBERS) if c != f.answer][key % 3:][:3], slot)
            for f in slots.facts if f.kind in ("colour", "count") and f.answer in COLOURS + NUMBERS],
-        "unanswerable": [_turn("unanswerable", {"enum": [a.format(h) for h in heads for a in UNANSWERABLE_ASKS]},
-                               {"const": UNANSWERABLE})],
+        "unanswerable": [_turn("unanswerable", {"enum": unanswerable}, {"const": UNANSWERABLE})],
         "reasoning": [_turn("reasoning", {"enum": [a.format(h) for h in heads for a in REASONING_ASKS]}, free)],
         "summary": [_turn("summary", {"enum": list(SUMMARY_ASKS)}, free)],
     }  # fmt: skip
