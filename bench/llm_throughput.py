@@ -14,7 +14,7 @@ prefix state restored per request (the backend's default), and the bare model th
 own prompt reuse (what the hardware allows, history-dependent). Prints tokens/s, the ratios, and whether every
 reply with the prefix state is the same alone, in order, in reverse order and in a second fresh model.
 
-    python bench/llm_throughput.py --in-process [--seeds 12] [--k 2]
+    python bench/llm_throughput.py --in-process [--seeds 12] [--k 2] [--config configs/default.yaml]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def bare(url: str, bodies: list[dict], in_flight: int) -> tuple[int, float
     return tokens, time.perf_counter() - start
 
 
-def capture_bodies(batch, k: int) -> list[dict]:
+def capture_bodies(batch, k: int, options: dict | None = None) -> list[dict]:
     """The exact request bodies the stage sends (same prompts, sampling and seeds), captured via a recorder."""
     from unicorn.llm.base import LLM, Completion
 
@@ -86,15 +86,30 @@ def capture_bodies(batch, k: int) -> list[dict]:
                 bodies.append({**body, "max_tokens": p.max_tokens, "seed": p.seed, "stop": list(p.stop)})
                 done(j, Completion(""))
 
-    diversify(batch, Recorder(), k=k)
+    diversify(batch, Recorder(), k=k, **(options or {}))
     return bodies
 
 
-def in_process(batch, k: int) -> None:
+def from_config(path: str, n: int) -> tuple[dict, dict]:
+    """The seeds and the diversify options of a run config's caption stage (prompt, personas, max tokens,
+    temperature, seed): the main job's own requests."""
+    from unicorn.pipeline.config import load_config
+    from unicorn.prompts import load_lines, load_text
+    from unicorn.seeds import read_seeds
+
+    config = load_config(path)
+    c = config.captions
+    rows, _ = read_seeds(config.seeds.source, limit=n)
+    options = {"template": load_text(c.prompt, fields=("seed", "persona")), "personas": load_lines(c.personas),
+               "seed": config.seed, "max_tokens": c.max_tokens, "temperature": c.temperature}  # fmt: skip
+    return {"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]}, options
+
+
+def in_process(batch, k: int, options: dict | None = None) -> None:
     from unicorn.llm import SamplingParams
     from unicorn.llm.base import render_prompt
 
-    bodies = capture_bodies(batch, k)
+    bodies = capture_bodies(batch, k, options)
     requests = [b["messages"] for b in bodies]
     params = [SamplingParams(temperature=b["temperature"], top_p=b["top_p"], max_tokens=b["max_tokens"], seed=b["seed"],
                              stop=tuple(b["stop"])) for b in bodies]  # fmt: skip
@@ -168,10 +183,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--in-flight", type=int, default=4)
     ap.add_argument("--in-process", action="store_true", help="the embedded model instead of a server")
+    ap.add_argument("--config", help="with --in-process: the seeds and caption-stage options of this run config "
+                    "(e.g. configs/default.yaml, the main job) instead of COCO captions and diversify's defaults")
     args = ap.parse_args()
-    batch = seeds(args.seeds)
+    batch, options = from_config(args.config, args.seeds) if args.config else (seeds(args.seeds), None)
     if args.in_process:
-        return in_process(batch, args.k)
+        return in_process(batch, args.k, options)
     bodies = capture_bodies(batch, args.k)
     with llama_server(default_model_path()) as url, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(bare(url, bodies[:2], args.in_flight))  # warm the server once
