@@ -241,3 +241,22 @@ def test_questions_mode_is_checked():
         InstructConfig(questions="open")
     with pytest.raises(InputError, match="questions must be one of"):
         write_conversations({"id": ["a"], "caption": [CAPTION]}, None, questions="open")
+
+
+def test_answers_are_checked_against_the_scene_where_the_row_has_one():
+    """Every word of the planted answers is the caption's, so the word check passes them all; the scene graph knows
+    that the square is green and the triangle yellow, and that there are no boxes of a dog."""
+    scene = {"objects": [{"shape": "square", "colour": "green", "size": "large", "texture": "plain"},
+                         {"shape": "triangle", "colour": "yellow", "size": "small", "texture": "dotted"}]}  # fmt: skip
+    caption = "A large green square and a small yellow dotted triangle."
+    context = context_words(caption, scene)
+    right = {"type": "summary", "question": "Describe the image briefly.", "answer": "a green square and a triangle"}
+    swapped = {**right, "answer": "a yellow square and a green triangle"}
+    yes = {"type": "yes_no", "question": "Is there a yellow square in the image?", "answer": "Yes"}
+    assert check_turn(swapped, context) is None and check_turn(yes, context) is None  # words alone pass
+    assert check_turn(right, context, scene=scene) is None
+    assert "scene lacks" in check_turn(swapped, context, scene=scene)
+    assert "scene lacks" in check_turn(yes, context, scene=scene)
+    boxes = {"instances": [{"category": "couch", "bbox": [0, 0, 1, 1]}]}
+    dog = {"type": "short", "question": "What is on the couch?", "answer": "a dog"}
+    assert "scene lacks" in check_turn(dog, context_words("A dog on a couch.", boxes), scene=boxes)

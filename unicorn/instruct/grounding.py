@@ -16,6 +16,10 @@ plural/verb-ending strip, so "dogs" meets "dog" and "sitting" meets "sits" only 
   it is rejected when all its content words are in the context, or when it asks a colour or a number that the
   context states for what it names.
 
+Where the row has a scene, what a turn asserts (a 'yes' question, the chosen option, a short, reasoning or summary
+answer) is then checked against it exactly as caption variants are (captions/scene_check.py): world objects with
+their attributes, numbers and relations, or COCO category nouns against the boxes' categories.
+
 This is a proxy with known limits (synonyms and paraphrase fail it; a true word in a false relation passes it);
 its rejects keep the reason, and the run report counts them.
 """
@@ -77,8 +81,38 @@ def _missing(words: set[str], context: set[str]) -> str:
     return ", ".join(sorted(words - context))
 
 
-def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6) -> str | None:
-    """Why `turn` ({type, question, answer[, options]}) is not grounded in `context`, or None when it is."""
+def check_turn(turn: dict, context: set[str], *, min_share: float = 0.6, scene: dict | None = None) -> str | None:
+    """Why `turn` ({type, question, answer[, options]}) is not grounded in `context` (and, where the row has one,
+    its `scene`), or None when it is."""
+    reason = _check_words(turn, context, min_share)
+    if reason is None and scene:
+        return _check_scene(turn, scene)
+    return reason
+
+
+def _check_scene(turn: dict, scene: dict) -> str | None:
+    """What the turn asserts, against the scene graph (world objects) or the boxes' categories: words can all be
+    the caption's and still recombine into an object the scene lacks ("the orange square" of a scene whose square
+    is green); the same exact check that filters caption variants (captions/scene_check.py) catches that."""
+    from ..captions.scene_check import check_caption
+
+    kind, answer = turn["type"], str(turn["answer"])
+    if kind == "yes_no":
+        claim = turn["question"] if answer.lower().startswith("yes") else ""
+    elif kind == "multiple_choice":
+        options = turn.get("options") or []
+        claim = str(options["ABCD".index(answer[0])]) if answer[:1] in ("A", "B", "C", "D") and options else ""
+    elif kind in ("short", "reasoning", "summary"):
+        claim = answer
+    else:
+        return None
+    check = check_caption(claim, scene) if claim else None
+    if check is not None and check.wrong:
+        return f"{kind} turn names what the scene lacks ({check.wrong[0]})"
+    return None
+
+
+def _check_words(turn: dict, context: set[str], min_share: float) -> str | None:
     kind, question, answer = turn["type"], turn["question"], str(turn["answer"])
     asked = content_words(question)
     if not question.strip().endswith("?") and kind != "summary":

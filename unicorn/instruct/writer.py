@@ -260,7 +260,7 @@ def write_conversations(
         types = plan_types(key, turns)
         prompt = template.format(caption=caption, turns=turns, types=", ".join(types))
         pending[row_id] = {"messages": few_shot_messages(prompt), "key": key, "caption": caption, "turns": turns,
-                           "context": context_words(caption, scene),
+                           "context": context_words(caption, scene), "scene": scene,
                            "schema": json.dumps(SCHEMAS[questions](types, caption, key)) if constrained else None,
                            }  # fmt: skip
     rows, rejects = [], []
@@ -283,7 +283,7 @@ def write_conversations(
             schema = turn_schema(state["turns"], state["turns"])
             turns, reason = (None, completion.error) if completion.error else parse_turns(completion.text, schema)
             if turns is not None:
-                verdicts = [check_turn(t, state["context"]) for t in turns]
+                verdicts = [check_turn(t, state["context"], scene=state["scene"]) for t in turns]
                 kept = [t for t, v in zip(turns, verdicts, strict=True) if v is None]
                 dropped = [{**t, "reason": v} for t, v in zip(turns, verdicts, strict=True) if v is not None]
                 if len(kept) >= min(min_grounded_turns, len(turns)):
