@@ -1,7 +1,8 @@
 """What the LLM-written instructions reach: acceptance on real COCO captions, and LLaVA's three kinds against GPT-4's.
 
 1. `--coco N` real COCO val2017 captions (../shared/data/coco_captions_val2017): one conversation each, written by
-   the LLM under the conversation schema (enforced while decoding), then the grounding check. Prints the share
+   the LLM under the conversation schema (enforced while decoding), then the grounding check; once per question
+   mode (`--questions`: slots, the default, and free, the model's own questions), same captions and seeds. Prints the share
    that passes the schema, the share kept after grounding, turns dropped, the reject reasons, tokens/s.
 2. `--images N` of the 30 COCO 2014 images for which LLaVA ships GPT-4's instructions
    (../shared/data/llava_coco_samples): the same captions + boxes fed to the writer for `conv`, `detail` and `complex`.
@@ -11,7 +12,7 @@
    answer to a different image of the same kind (the chance level of the measure). The conversation's question-type
    mix is printed too.
 
-    python bench/instructions.py [--llm llamacpp:default] [--coco 50] [--images 30] [--json]
+    python bench/instructions.py [--llm llamacpp:default] [--coco 50] [--questions slots,free] [--images 30] [--json]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ COCO = SHARED / "coco_captions_val2017" / "captions_val2017.json"
 LLAVA = SHARED / "llava_coco_samples"
 
 
-def coco_acceptance(llm, n: int) -> dict:
+def coco_acceptance(llm, n: int, questions: str = "slots") -> dict:
     from unicorn.instruct.writer import write_conversations
     from unicorn.seeds import read_seeds
 
@@ -40,7 +41,7 @@ def coco_acceptance(llm, n: int) -> dict:
     start, tokens = time.perf_counter(), llm.usage.completion_tokens
     convs, rejects = write_conversations(
         {"id": [r["id"] for r in rows], "caption": [r["text"] for r in rows]}, llm, min_turns=3, max_turns=3,
-        repairs=0, max_tokens=260,
+        repairs=0, max_tokens=260, questions=questions,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     schema_fail = [r for r in rejects if not r["reason"].startswith("ungrounded")]
@@ -71,13 +72,14 @@ def load_llava(n: int):
 
 def llava_kinds(llm, n: int, encoder) -> dict:
     from unicorn.instruct.grounding import check_turn, context_words
-    from unicorn.instruct.llava_kinds import context_text, write_kinds
+    from unicorn.instruct.llava_kinds import captions_text, context_text, write_kinds
     from unicorn.seeds import boxes_context
 
     ids, refs, raw = load_llava(n)
     scenes = [boxes_context(raw[i], i) for i in ids]
     start, tokens = time.perf_counter(), llm.usage.completion_tokens
-    rows, rejects = write_kinds({"id": ids, "caption": [s["captions"][0] for s in scenes], "scene": scenes}, llm)
+    rows, rejects = write_kinds({"id": ids, "caption": [s["captions"][0] for s in scenes], "scene": scenes}, llm,
+                                encoder=encoder)  # fmt: skip
     seconds = time.perf_counter() - start
     ref_kind = {"conv": "conv", "detail": "detail", "complex": "complex"}
     out = {"images": len(ids), "tok_s": round((llm.usage.completion_tokens - tokens) / seconds, 2),
@@ -88,8 +90,22 @@ def llava_kinds(llm, n: int, encoder) -> dict:
         gpt4 = {i: refs[(i, ref_kind[kind])]["output"] for i in ids if (i, ref_kind[kind]) in refs}
         ctx = {i: context_words(context_text(s, s["captions"][0]), s) for i, s in zip(ids, scenes, strict=True)}
         turn_type = {"conv": "reasoning", "detail": "summary", "complex": "reasoning"}[kind]
-        gpt4_grounded = [check_turn({"type": turn_type, "question": refs[(i, kind)]["instruction"], "answer": a},
-                                    ctx[i], min_share=0.5) is None for i, a in gpt4.items()]  # fmt: skip
+        by_id = dict(zip(ids, scenes, strict=True))
+
+        def passes(i: str, answer: str, scene_id: str) -> bool:
+            """GPT-4's answer under the check our answers of this kind get, against image `scene_id`'s context."""
+            sc = by_id[scene_id]
+            similarity = None
+            if kind != "conv":  # long answers: their cosine to the captions (as write_kinds with an encoder)
+                pair = encoder.encode_text([answer, captions_text(sc, sc["captions"][0])], progress=False)
+                similarity = float(pair[0] @ pair[1])
+            turn = {"type": turn_type, "question": refs[(i, kind)]["instruction"], "answer": answer}
+            return check_turn(turn, ctx[scene_id], min_share=0.5, scene=sc, similarity=similarity) is None
+
+        gpt4_ids = list(gpt4)
+        gpt4_grounded = [passes(i, gpt4[i], i) for i in gpt4_ids]
+        # the control: each GPT-4 answer against the next image's context (a good check rejects nearly all)
+        gpt4_other = [passes(i, gpt4[i], gpt4_ids[(j + 1) % len(gpt4_ids)]) for j, i in enumerate(gpt4_ids)]
         both = [i for i in ids if i in answers and i in gpt4]
         cos = chance = float("nan")
         if both:
@@ -105,6 +121,7 @@ def llava_kinds(llm, n: int, encoder) -> dict:
             "words_ours": round(float(np.mean([len(a.split()) for a in answers.values()])), 1) if answers else 0,
             "words_gpt4": round(float(np.mean([len(a.split()) for a in gpt4.values()])), 1),
             "grounded_gpt4_same_check": round(float(np.mean(gpt4_grounded)), 3),
+            "grounded_gpt4_other_image": round(float(np.mean(gpt4_other)), 3),
             "cos_to_gpt4": round(cos, 3),
             "cos_gpt4_other_image": round(chance, 3),
         }
@@ -122,6 +139,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--llm", default="llamacpp:default")
     parser.add_argument("--coco", type=int, default=50, help="COCO captions for the acceptance check (0: skip)")
     parser.add_argument("--images", type=int, default=30, help="LLaVA images for the GPT-4 comparison (0: skip)")
+    parser.add_argument("--questions", default="slots,free",
+                        help="the writer's question modes to measure on COCO, side by side (slots, free)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not COCO.is_file() or not LLAVA.is_dir():
@@ -132,7 +151,8 @@ def main(argv=None) -> dict:
     llm = create_llm(args.llm)
     result = {"llm": args.llm}
     if args.coco:
-        result["coco"] = coco_acceptance(llm, args.coco)
+        for mode in args.questions.split(","):
+            result["coco" if mode == "slots" else f"coco_{mode}"] = coco_acceptance(llm, args.coco, mode)
     if args.images:
         result["llava"] = llava_kinds(llm, args.images, create_encoder("st:default"))
     llm.close()
@@ -142,9 +162,10 @@ def main(argv=None) -> dict:
 
 def _table(r: dict) -> str:
     lines = [f"LLM: {r['llm']}"]
-    if "coco" in r:
-        c = r["coco"]
-        lines += [f"COCO captions: {c['captions']}, schema pass {c['schema_pass']:.1%}, kept after grounding "
+    for name in [k for k in r if k.startswith("coco")]:
+        c = r[name]
+        mode = "slots" if name == "coco" else name.split("_", 1)[1]
+        lines += [f"COCO captions ({mode} questions): {c['captions']}, schema pass {c['schema_pass']:.1%}, kept after grounding "
                   f"{c['kept_after_grounding']:.1%}, turns dropped from kept {c['turns_dropped_from_kept']}, "
                   f"{c['tok_s']} tok/s, "
                   f"{c['seconds']} s", f"  rejects: {c['reject_reasons']}"]  # fmt: skip
@@ -153,12 +174,17 @@ def _table(r: dict) -> str:
             lines.append(f"    {turn['from']}: {turn['value']!r}")
     if "llava" in r:
         lines.append(f"LLaVA images: {r['llava']['images']} ({r['llava']['tok_s']} tok/s, {r['llava']['seconds']} s)")
-        lines.append("  kind     kept/written  words ours/GPT-4  GPT-4 grounded  cos to GPT-4 (chance)")
+        lines.append("  kind     kept/written  words ours/GPT-4  GPT-4 grounded (other image)  cos to GPT-4 (chance)")
         for kind, k in r["llava"]["kinds"].items():
             lines.append(
                 f"  {kind:8} {k['kept']:>4}/{k['written']:<8} {k['words_ours']:>6}/{k['words_gpt4']:<9} "
-                f"{k['grounded_gpt4_same_check']:>14.1%}  {k['cos_to_gpt4']:.3f} ({k['cos_gpt4_other_image']:.3f})"
+                f"{k['grounded_gpt4_same_check']:>14.1%} ({k['grounded_gpt4_other_image']:5.1%})        "
+                f"{k['cos_to_gpt4']:.3f} ({k['cos_gpt4_other_image']:.3f})"
             )
+            if k.get("rejects"):
+                lines.append(f"           rejects: {k['rejects']}")
+        conv = r["llava"]["kinds"].get("conv", {})
+        lines.append(f"  question types among kept conv: {conv.get('question_types')}")
     return "\n".join(lines)
 
 

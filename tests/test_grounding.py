@@ -260,3 +260,23 @@ def test_answers_are_checked_against_the_scene_where_the_row_has_one():
     boxes = {"instances": [{"category": "couch", "bbox": [0, 0, 1, 1]}]}
     dog = {"type": "short", "question": "What is on the couch?", "answer": "a dog"}
     assert "scene lacks" in check_turn(dog, context_words("A dog on a couch.", boxes), scene=boxes)
+
+
+def test_long_answers_are_checked_by_their_cosine_to_the_captions():
+    """A long answer that infers and paraphrases fails the word share but sits close to its captions under the real
+    all-MiniLM-L6-v2; an answer about another scene does not, whatever its length."""
+    from unicorn.encoders import create_encoder
+    from unicorn.instruct.grounding import MIN_COSINE
+
+    captions = "A dog sleeps on a red couch. A brown dog naps on a sofa in a living room."
+    context = context_words(captions)
+    inferred = ("The dog is probably resting on the couch because its soft cushions make a comfortable spot for a "
+                "long afternoon nap indoors.")  # fmt: skip
+    elsewhere = "Snow covers the mountain trail as hikers climb toward a frozen summit under a grey winter sky."
+    encoder = create_encoder("st:default")
+    c, a, b = encoder.encode_text([captions, inferred, elsewhere], progress=False)
+    turn = {"type": "reasoning", "question": "Why is the dog there?", "answer": inferred}
+    assert "not supported" in check_turn(turn, context, min_share=0.5)  # the word share rejects it
+    assert float(a @ c) >= MIN_COSINE and check_turn(turn, context, similarity=float(a @ c)) is None
+    reason = check_turn({**turn, "answer": elsewhere}, context, similarity=float(b @ c))
+    assert float(b @ c) < MIN_COSINE and "not close to the context" in reason

@@ -4,7 +4,8 @@ LLaVA (Liu et al. 2023) had a text-only GPT-4 write, from five captions and the 
 (multi-turn QA), `detail` (a detailed description) and `complex` (a question needing reasoning, with its answer).
 `conv` is `writer.write_conversations` with the context as its description; `detail` and `complex` are one turn
 each, asked under a small JSON Schema (enforced while decoding), their answers checked against the context
-(`grounding.check_turn` as a summary / a reasoning answer).
+(`grounding.check_turn` as a summary / a reasoning answer: with an `encoder`, by their cosine to the captions, since
+long answers infer and paraphrase; always against the boxes' categories).
 """
 
 from __future__ import annotations
@@ -45,12 +46,19 @@ def context_text(scene: dict | None, caption: str) -> str:
     return "\n".join(lines)
 
 
+def captions_text(scene: dict | None, caption: str) -> str:
+    """The row's captions as one text (LLaVA's five, or the one caption): what a long answer is compared with."""
+    return " ".join((scene or {}).get("captions") or [caption])
+
+
 def write_kinds(
     batch: dict[str, list], llm: LLM, kinds: tuple[str, ...] = KINDS, *, seed: int = 0, max_tokens: int = 160,
     min_turns: int = 3, max_turns: int = 3, repairs: int = 1, constrained: bool = True, min_grounded_turns: int = 2,
-    questions: str = "slots",
+    questions: str = "slots", encoder=None,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
-    """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None)."""
+    """(LLaVA rows with a `kind`, rejects) for rows `{"id", "caption", "scene"}` (scene: a dict or None). `encoder`
+    (a sentence encoder, e.g. all-MiniLM-L6-v2): detail and complex answers are then checked by their cosine to the
+    captions (grounding.MIN_COSINE) instead of their share of context words."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise InputError(f"unknown instruction kind {unknown[0]!r}; kinds are {', '.join(KINDS)}")
@@ -72,6 +80,7 @@ def write_kinds(
             key = stable_int(seed, row_id, kind)
             requests.append(few_shot_messages(template.format(context=context)))
             params.append(SamplingParams(temperature=0.7, max_tokens=max_tokens, seed=key % 2**31, json_schema=schema))
+        parsed = []
         for k, completion in enumerate(llm.generate(requests, params)):
             row_id = batch["id"][k]
             key = stable_int(seed, row_id, kind)
@@ -86,11 +95,20 @@ def write_kinds(
                 rejects.append({"id": row_id, "kind": kind, "reason": reason,
                                 "raw": completion.text[:2000]})  # fmt: skip
                 continue
+            parsed.append((k, key, reply, completion))
+        similar = [None] * len(parsed)
+        if encoder is not None and parsed:  # the answer's cosine to the row's captions (grounding.MIN_COSINE)
+            answers = encoder.encode_text([reply["answer"] for _, _, reply, _ in parsed], progress=False)
+            captions = encoder.encode_text([captions_text(batch["scene"][k], batch["caption"][k])
+                                            for k, _, _, _ in parsed], progress=False)  # fmt: skip
+            similar = [float(v) for v in (answers * captions).sum(1)]
+        for (k, key, reply, completion), similarity in zip(parsed, similar, strict=True):
+            row_id = batch["id"][k]
             question = reply.get("question") or DETAIL_QUESTIONS[key % len(DETAIL_QUESTIONS)]
             turn = {"type": "summary" if kind == "detail" else "reasoning", "question": question,
                     "answer": reply["answer"]}  # fmt: skip
             reason = check_turn(turn, context_words(contexts[k], batch["scene"][k]), min_share=0.5,
-                                scene=batch["scene"][k])
+                                scene=batch["scene"][k], similarity=similarity)
             if reason is not None:
                 rejects.append({"id": row_id, "kind": kind, "reason": f"ungrounded: {reason}",
                                 "raw": completion.text[:2000]})  # fmt: skip

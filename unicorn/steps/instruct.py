@@ -34,6 +34,7 @@ class InstructConfig:
     # LLaVA's kinds the LLM writes, comma-separated: conv (multi-turn QA), detail (a detailed description), complex
     # (a reasoning question); detail and complex are written from the symbolic context (captions + boxes)
     kinds: str = "conv"
+    encoder: str = "st:default"  # detail and complex answers: their cosine to the captions (grounding.MIN_COSINE)
 
     def __post_init__(self) -> None:
         if not 0 <= self.llm_share <= 1:
@@ -79,6 +80,11 @@ class InstructStep(Step):
 
         self.config, self.seed = config, seed
         self.llm = create_llm(config.llm, **llm_options(config.llm, runtime)) if config.llm_share > 0 else None
+        self.encoder = None
+        if self.llm is not None and set(config.kind_list) - {"conv"}:
+            from ..encoders import create_encoder
+
+            self.encoder = create_encoder(config.encoder)
 
     def __call__(self, batch: Columns) -> Columns:
         c = self.config
@@ -107,7 +113,7 @@ class InstructStep(Step):
                 convs = [{**conv, "id": f"{conv['id']}#llm", "image": conv["id"]} for conv in convs]
                 rejects = [{**r, "source": "llm"} for r in rejects]
             else:  # LLaVA's kinds: ids end in #conv, #detail, #complex
-                convs, rejects = write_kinds(rows, self.llm, c.kind_list, **common)
+                convs, rejects = write_kinds(rows, self.llm, c.kind_list, encoder=self.encoder, **common)
                 rejects = [{**r, "source": f"llm {r['kind']}"} for r in rejects]
             for conv in convs:
                 made[conv["image"]].append(conv)
