@@ -2,8 +2,8 @@
 
 1. `--coco N` real COCO val2017 captions (../shared/data/coco_captions_val2017): one conversation each, written by
    the LLM under the conversation schema (enforced while decoding), then the grounding check; once per question
-   mode (`--questions`: slots, the default, and free, the model's own questions), same captions and seeds. Prints the share
-   that passes the schema, the share kept after grounding, turns dropped, the reject reasons, tokens/s.
+   mode (`--questions`: slots, the default, and free, the model's own questions), same captions and seeds. Prints
+   the share that passes the schema, the share kept after grounding, turns dropped, the reject reasons, tokens/s.
 2. `--images N` of the 30 COCO 2014 images for which LLaVA ships GPT-4's instructions
    (../shared/data/llava_coco_samples): the same captions + boxes fed to the writer for `conv`, `detail` and `complex`.
    Per kind: written, kept after grounding, answer length in words (ours, GPT-4's), the grounding rate of ours and of
@@ -12,7 +12,8 @@
    answer to a different image of the same kind (the chance level of the measure). The conversation's question-type
    mix is printed too.
 
-    python bench/instructions.py [--llm llamacpp:default] [--coco 50] [--questions slots,free] [--images 30] [--json]
+    python bench/instructions.py [--llm llamacpp:default] [--coco 50] [--questions slots,free] [--images 30]
+                                 [--json]
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ def llava_kinds(llm, n: int, encoder) -> dict:
         turn_type = {"conv": "reasoning", "detail": "summary", "complex": "reasoning"}[kind]
         by_id = dict(zip(ids, scenes, strict=True))
 
-        def passes(i: str, answer: str, scene_id: str) -> bool:
-            """GPT-4's answer under the check our answers of this kind get, against image `scene_id`'s context."""
-            sc = by_id[scene_id]
+        def passes(i, scene_id, kind=kind, turn_type=turn_type, ctx=ctx, by_id=by_id, gpt4=gpt4) -> bool:
+            """GPT-4's answer for image i under the check our answers of this kind get, against `scene_id`'s
+            context."""
+            sc, answer = by_id[scene_id], gpt4[i]
             similarity = None
             if kind != "conv":  # long answers: their cosine to the captions (as write_kinds with an encoder)
                 pair = encoder.encode_text([answer, captions_text(sc, sc["captions"][0])], progress=False)
@@ -103,9 +105,9 @@ def llava_kinds(llm, n: int, encoder) -> dict:
             return check_turn(turn, ctx[scene_id], min_share=0.5, scene=sc, similarity=similarity) is None
 
         gpt4_ids = list(gpt4)
-        gpt4_grounded = [passes(i, gpt4[i], i) for i in gpt4_ids]
+        gpt4_grounded = [passes(i, i) for i in gpt4_ids]
         # the control: each GPT-4 answer against the next image's context (a good check rejects nearly all)
-        gpt4_other = [passes(i, gpt4[i], gpt4_ids[(j + 1) % len(gpt4_ids)]) for j, i in enumerate(gpt4_ids)]
+        gpt4_other = [passes(i, gpt4_ids[(j + 1) % len(gpt4_ids)]) for j, i in enumerate(gpt4_ids)]
         both = [i for i in ids if i in answers and i in gpt4]
         cos = chance = float("nan")
         if both:
@@ -139,8 +141,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--llm", default="llamacpp:default")
     parser.add_argument("--coco", type=int, default=50, help="COCO captions for the acceptance check (0: skip)")
     parser.add_argument("--images", type=int, default=30, help="LLaVA images for the GPT-4 comparison (0: skip)")
-    parser.add_argument("--questions", default="slots,free",
-                        help="the writer's question modes to measure on COCO, side by side (slots, free)")
+    parser.add_argument(
+        "--questions",
+        default="slots,free",
+        help="the writer's question modes to measure on COCO, side by side (slots, free)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not COCO.is_file() or not LLAVA.is_dir():
@@ -165,10 +170,10 @@ def _table(r: dict) -> str:
     for name in [k for k in r if k.startswith("coco")]:
         c = r[name]
         mode = "slots" if name == "coco" else name.split("_", 1)[1]
-        lines += [f"COCO captions ({mode} questions): {c['captions']}, schema pass {c['schema_pass']:.1%}, kept after grounding "
-                  f"{c['kept_after_grounding']:.1%}, turns dropped from kept {c['turns_dropped_from_kept']}, "
-                  f"{c['tok_s']} tok/s, "
-                  f"{c['seconds']} s", f"  rejects: {c['reject_reasons']}"]  # fmt: skip
+        lines += [f"COCO captions ({mode} questions): {c['captions']}, schema pass {c['schema_pass']:.1%}, "
+                  f"kept after grounding {c['kept_after_grounding']:.1%}, "
+                  f"turns dropped from kept {c['turns_dropped_from_kept']}, {c['tok_s']} tok/s, {c['seconds']} s",
+                  f"  rejects: {c['reject_reasons']}"]  # fmt: skip
         lines.append(f"  first kept conversation, verbatim (caption: {c['sample_caption']!r}):")
         for turn in c["sample"] or []:
             lines.append(f"    {turn['from']}: {turn['value']!r}")

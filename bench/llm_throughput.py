@@ -157,8 +157,10 @@ def in_process(batch, k: int, options: dict | None = None) -> None:
     prefix_s = (time.perf_counter() - start) / 3
     reset_s = results["reset per request"][3]
     share = prefix_s * len(requests) / reset_s
-    print(f"  the shared prefix ({len(head)} tokens) takes {prefix_s:.2f} s to evaluate: {share:.0%} of the reset run; "
-          f"removing all of it bounds the gain at {1 / (1 - share):.2f}x (1.6x needs >= 37.5%)")
+    print(
+        f"  the shared prefix ({len(head)} tokens) takes {prefix_s:.2f} s to evaluate: {share:.0%} of the reset run; "
+        f"removing all of it bounds the gain at {1 / (1 - share):.2f}x (1.6x needs >= 37.5%)"
+    )
     constrained(requests[0], batch)
 
 
@@ -183,8 +185,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--in-flight", type=int, default=4)
     ap.add_argument("--in-process", action="store_true", help="the embedded model instead of a server")
-    ap.add_argument("--config", help="with --in-process: the seeds and caption-stage options of this run config "
-                    "(e.g. configs/default.yaml, the main job) instead of COCO captions and diversify's defaults")
+    ap.add_argument(
+        "--config",
+        help="with --in-process: the seeds and caption-stage options of this run config "
+        "(e.g. configs/default.yaml, the main job) instead of COCO captions and diversify's defaults",
+    )
     args = ap.parse_args()
     batch, options = from_config(args.config, args.seeds) if args.config else (seeds(args.seeds), None)
     if args.in_process:

@@ -176,7 +176,8 @@ def test_llava_kinds_keep_grounded_answers_and_say_why_others_go():
          {("colour", "What colour is the honda motorcycle?", "black"),
           ("place", "Where is the honda motorcycle?", "in front of a garage")}),
         ("An old man is wearing an odd hat", {("action", "What is the old man doing?", "wearing an odd hat")}),
-        (CAPTION, {("colour", "What colour is the couch?", "red"), ("colour", "What colour are the curtains?", "white")}),
+        (CAPTION, {("colour", "What colour is the couch?", "red"),
+                   ("colour", "What colour are the curtains?", "white")}),
     ],
 )  # fmt: skip
 def test_caption_slots_read_what_the_caption_states(caption, facts):
@@ -210,7 +211,7 @@ def test_every_turn_the_slot_schema_allows_is_grounded():
         SamplingParams(json_schema=json.dumps(schema))  # a valid JSON Schema
         context = context_words(caption)
         n = 0
-        for item, kind in zip(schema["prefixItems"], TYPES, strict=True):
+        for item in schema["prefixItems"]:
             for turn in _instances(item):
                 if "the dog sits" in turn["answer"] and "dog" not in caption:
                     continue  # the fixed free sentence only fits the dog caption
@@ -275,8 +276,9 @@ def test_long_answers_are_checked_by_their_cosine_to_the_captions():
     elsewhere = "Snow covers the mountain trail as hikers climb toward a frozen summit under a grey winter sky."
     encoder = create_encoder("st:default")
     c, a, b = encoder.encode_text([captions, inferred, elsewhere], progress=False)
-    turn = {"type": "reasoning", "question": "Why is the dog there?", "answer": inferred}
-    assert "not supported" in check_turn(turn, context, min_share=0.5)  # the word share rejects it
+    turn = {"type": "reasoning", "question": "What might explain this arrangement?", "answer": inferred}
+    assert "not about the context" in check_turn(turn, context, min_share=0.5)  # words reject the question
+    assert "not supported" in check_turn({**turn, "question": "Why is the dog there?"}, context, min_share=0.5)
     assert float(a @ c) >= MIN_COSINE and check_turn(turn, context, similarity=float(a @ c)) is None
     reason = check_turn({**turn, "answer": elsewhere}, context, similarity=float(b @ c))
     assert float(b @ c) < MIN_COSINE and "not close to the context" in reason

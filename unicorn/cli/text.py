@@ -48,8 +48,11 @@ def add_commands(commands) -> None:
     ins.add_argument("--max-turns", type=int)
     ins.add_argument("--repairs", type=int, help="repair-and-retry rounds for invalid JSON")
     ins.add_argument("--turns", type=int, help="turns per programmatic conversation")
-    ins.add_argument("--questions", choices=("slots", "free"),
-                     help="slots: questions drawn from what the caption states (small models); free: the model's own")
+    ins.add_argument(
+        "--questions",
+        choices=("slots", "free"),
+        help="slots: questions drawn from what the caption states (small models); free: the model's own",
+    )
     ins.set_defaults(run=_instruct)
 
 

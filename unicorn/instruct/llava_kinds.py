@@ -107,8 +107,13 @@ def write_kinds(
             question = reply.get("question") or DETAIL_QUESTIONS[key % len(DETAIL_QUESTIONS)]
             turn = {"type": "summary" if kind == "detail" else "reasoning", "question": question,
                     "answer": reply["answer"]}  # fmt: skip
-            reason = check_turn(turn, context_words(contexts[k], batch["scene"][k]), min_share=0.5,
-                                scene=batch["scene"][k], similarity=similarity)
+            reason = check_turn(
+                turn,
+                context_words(contexts[k], batch["scene"][k]),
+                min_share=0.5,
+                scene=batch["scene"][k],
+                similarity=similarity,
+            )
             if reason is not None:
                 rejects.append({"id": row_id, "kind": kind, "reason": f"ungrounded: {reason}",
                                 "raw": completion.text[:2000]})  # fmt: skip

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from .grounding import COLOUR_WORDS, NUMBER_WORDS, STOP
 
-PREPOSITIONS = ("in front of", "next to", "on top of", "in between", "between", "in", "on", "at", "near", "under", "beside", "behind",
-                "inside", "by", "above", "below", "over", "along", "across", "through", "around", "against",
-                "outside", "underneath", "beneath")  # fmt: skip
+PREPOSITIONS = ("in front of", "next to", "on top of", "in between", "between", "in", "on", "at", "near", "under",
+                "beside", "behind", "inside", "by", "above", "below", "over", "along", "across", "through",
+                "around", "against", "outside", "underneath", "beneath")  # fmt: skip
 NOT_ACTIONS = set("building ceiling painting clothing evening morning wedding railing sibling pudding icing ring "
                   "king thing string ping swing wing".split())  # fmt: skip
 DETERMINERS = {"a", "an", "the", "some", "two", "three", "four", "five", "several", "many"}

@@ -140,8 +140,12 @@ def _turn(kind: str, question: dict, answer: dict, **extra) -> dict:
 def _choice(kind: str, question: str, right: dict, others: list[str], slot: int) -> dict:
     """A multiple-choice turn: the right option in `slot` (the answer letter), the other three fixed."""
     options = [right if k == slot else {"const": others[k - (k > slot)]} for k in range(4)]
-    return _turn(kind, {"const": question}, {"const": "ABCD"[slot]},
-                 options={"type": "array", "prefixItems": options, "minItems": 4, "maxItems": 4, "items": False})
+    return _turn(
+        kind,
+        {"const": question},
+        {"const": "ABCD"[slot]},
+        options={"type": "array", "prefixItems": options, "minItems": 4, "maxItems": 4, "items": False},
+    )
 
 
 def _words_pattern(words: tuple[str, ...], at_most: int = 24) -> dict:
@@ -166,8 +170,11 @@ def slot_schema(types: list[str], caption: str, key: int) -> dict:
     slot = key % 4
     free = _words_pattern(slots.words)
     context = context_words(caption)  # "How old is the old man?" is not unanswerable: only what the check accepts
-    unanswerable = [q for q in (a.format(h) for h in heads for a in UNANSWERABLE_ASKS)
-                    if check_turn({"type": "unanswerable", "question": q, "answer": UNANSWERABLE}, context) is None]
+    unanswerable = [
+        q
+        for q in (a.format(h) for h in heads for a in UNANSWERABLE_ASKS)
+        if check_turn({"type": "unanswerable", "question": q, "answer": UNANSWERABLE}, context) is None
+    ]
     unanswerable = unanswerable or ["What is the name of the photographer?"]
     alternatives: dict[str, list[dict]] = {
         "short": [_turn("short", {"const": f.question}, {"const": f.answer}) for f in slots.facts]
