@@ -155,7 +155,9 @@ class LlamaCppLLM(LLM):
     def _constrained(self, tokens: list[int], p, grammar) -> tuple[str, int, str]:
         """(text, completion tokens, finish reason) for `tokens` sampled under `grammar`, grammar checked per drawn
         token (see the module docstring). The chain is llama-cpp-python's own for these parameters (top-k 40, min-p
-        0.05, the seed), so an accepted draw is the draw create_completion would make without a grammar."""
+        0.05, the seed), so an accepted draw is the draw create_completion would make without a grammar. It reaches
+        into llama-cpp-python's `_init_sampler`, `_ctx` and `_model`: scripts/install.sh pins the version (0.3.36),
+        and the tests compare it with the grammar-first reference (`fast_grammar=False`)."""
         import llama_cpp
         import numpy as np
         from llama_cpp import _internals
