@@ -114,6 +114,8 @@ def decoding_schema(types: list[str], caption: str, key: int) -> dict:
     return {"type": "array", "prefixItems": items, "minItems": len(types), "maxItems": len(types), "items": False}
 
 
+# ordered distractor palettes for colour and count choices (grounding.COLOUR_WORDS and NUMBER_WORDS are sets, whose
+# order varies with the hash seed, and hold synonyms: "grey"/"gray", "pair"/"couple")
 COLOURS = ("red", "green", "blue", "yellow", "white", "black", "brown", "grey", "orange", "purple", "pink")
 NUMBERS = ("one", "two", "three", "four", "five", "six")
 UNANSWERABLE_ASKS = ("What is the name of the {}?", "What brand is the {}?", "How old is the {}?")
