@@ -73,7 +73,7 @@ def load_llava(n: int):
 
 def llava_kinds(llm, n: int, encoder) -> dict:
     from unicorn.instruct.grounding import check_turn, context_words
-    from unicorn.instruct.llava_kinds import captions_text, context_text, write_kinds
+    from unicorn.instruct.llava_kinds import answer_cosines, captions_text, context_text, write_kinds
     from unicorn.seeds import boxes_context
 
     ids, refs, raw = load_llava(n)
@@ -92,22 +92,20 @@ def llava_kinds(llm, n: int, encoder) -> dict:
         ctx = {i: context_words(context_text(s, s["captions"][0]), s) for i, s in zip(ids, scenes, strict=True)}
         turn_type = {"conv": "reasoning", "detail": "summary", "complex": "reasoning"}[kind]
         by_id = dict(zip(ids, scenes, strict=True))
-
-        def passes(i, scene_id, kind=kind, turn_type=turn_type, ctx=ctx, by_id=by_id, gpt4=gpt4) -> bool:
-            """GPT-4's answer for image i under the check our answers of this kind get, against `scene_id`'s
-            context."""
-            sc, answer = by_id[scene_id], gpt4[i]
-            similarity = None
-            if kind != "conv":  # long answers: their cosine to the captions (as write_kinds with an encoder)
-                pair = encoder.encode_text([answer, captions_text(sc, sc["captions"][0])], progress=False)
-                similarity = float(pair[0] @ pair[1])
-            turn = {"type": turn_type, "question": refs[(i, kind)]["instruction"], "answer": answer}
-            return check_turn(turn, ctx[scene_id], min_share=0.5, scene=sc, similarity=similarity) is None
-
         gpt4_ids = list(gpt4)
-        gpt4_grounded = [passes(i, i) for i in gpt4_ids]
-        # the control: each GPT-4 answer against the next image's context (a good check rejects nearly all)
-        gpt4_other = [passes(i, gpt4_ids[(j + 1) % len(gpt4_ids)]) for j, i in enumerate(gpt4_ids)]
+        # each GPT-4 answer against its own image's context, and (the control: a good check rejects nearly all)
+        # against the next image's
+        pairs = [(i, i) for i in gpt4_ids] + [(i, gpt4_ids[(j + 1) % len(gpt4_ids)]) for j, i in enumerate(gpt4_ids)]
+        similar = [None] * len(pairs)
+        if kind != "conv":  # long answers: their cosine to the captions, as write_kinds with an encoder
+            similar = answer_cosines(encoder, [gpt4[i] for i, _ in pairs],
+                                     [captions_text(by_id[c], by_id[c]["captions"][0]) for _, c in pairs])  # fmt: skip
+        passes = [
+            check_turn({"type": turn_type, "question": refs[(i, kind)]["instruction"], "answer": gpt4[i]}, ctx[c],
+                       min_share=0.5, scene=by_id[c], similarity=sim) is None
+            for (i, c), sim in zip(pairs, similar, strict=True)
+        ]  # fmt: skip
+        gpt4_grounded, gpt4_other = passes[: len(gpt4_ids)], passes[len(gpt4_ids) :]
         both = [i for i in ids if i in answers and i in gpt4]
         cos = chance = float("nan")
         if both:

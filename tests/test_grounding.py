@@ -268,17 +268,17 @@ def test_long_answers_are_checked_by_their_cosine_to_the_captions():
     all-MiniLM-L6-v2; an answer about another scene does not, whatever its length."""
     from unicorn.encoders import create_encoder
     from unicorn.instruct.grounding import MIN_COSINE
+    from unicorn.instruct.llava_kinds import answer_cosines
 
     captions = "A dog sleeps on a red couch. A brown dog naps on a sofa in a living room."
     context = context_words(captions)
     inferred = ("The dog is probably resting on the couch because its soft cushions make a comfortable spot for a "
                 "long afternoon nap indoors.")  # fmt: skip
     elsewhere = "Snow covers the mountain trail as hikers climb toward a frozen summit under a grey winter sky."
-    encoder = create_encoder("st:default")
-    c, a, b = encoder.encode_text([captions, inferred, elsewhere], progress=False)
+    close, far = answer_cosines(create_encoder("st:default"), [inferred, elsewhere], [captions, captions])
     turn = {"type": "reasoning", "question": "What might explain this arrangement?", "answer": inferred}
     assert "not about the context" in check_turn(turn, context, min_share=0.5)  # words reject the question
     assert "not supported" in check_turn({**turn, "question": "Why is the dog there?"}, context, min_share=0.5)
-    assert float(a @ c) >= MIN_COSINE and check_turn(turn, context, similarity=float(a @ c)) is None
-    reason = check_turn({**turn, "answer": elsewhere}, context, similarity=float(b @ c))
-    assert float(b @ c) < MIN_COSINE and "not close to the context" in reason
+    assert close >= MIN_COSINE and check_turn(turn, context, similarity=close) is None
+    reason = check_turn({**turn, "answer": elsewhere}, context, similarity=far)
+    assert far < MIN_COSINE and "not close to the context" in reason

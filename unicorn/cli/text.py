@@ -10,6 +10,7 @@ from pathlib import Path
 from modality_transfer.io import read_jsonl, write_json, write_jsonl
 
 from ..errors import InputError
+from ..instruct.slots import QUESTIONS  # light: the writer itself pulls in jsonschema
 
 
 def add_commands(commands) -> None:
@@ -50,7 +51,7 @@ def add_commands(commands) -> None:
     ins.add_argument("--turns", type=int, help="turns per programmatic conversation")
     ins.add_argument(
         "--questions",
-        choices=("slots", "free"),
+        choices=QUESTIONS,
         help="slots: questions drawn from what the caption states (small models); free: the model's own",
     )
     ins.set_defaults(run=_instruct)

@@ -164,7 +164,7 @@ def _check_words(turn: dict, context: set[str], min_share: float, similarity: fl
     said = content_words(answer)
     if not said:
         return f"{kind} answer says nothing ({answer[:40]!r})"
-    if similarity is not None and kind in ("reasoning", "summary"):
+    if long_answer:
         if similarity < MIN_COSINE:
             return f"{kind} answer not close to the context (cosine {similarity:.2f} < {MIN_COSINE})"
         return None

@@ -51,6 +51,15 @@ def captions_text(scene: dict | None, caption: str) -> str:
     return " ".join((scene or {}).get("captions") or [caption])
 
 
+def answer_cosines(encoder, answers: list[str], references: list[str]) -> list[float]:
+    """Each answer's cosine to its reference text under `encoder` (unit-norm rows): `check_turn`'s `similarity`."""
+    if not answers:
+        return []
+    a = encoder.encode_text(answers, progress=False)
+    b = encoder.encode_text(references, progress=False)
+    return [float(v) for v in (a * b).sum(1)]
+
+
 def write_kinds(
     batch: dict[str, list], llm: LLM, kinds: tuple[str, ...] = KINDS, *, seed: int = 0, max_tokens: int = 160,
     min_turns: int = 3, max_turns: int = 3, repairs: int = 1, constrained: bool = True, min_grounded_turns: int = 2,
@@ -97,11 +106,12 @@ def write_kinds(
                 continue
             parsed.append((k, key, reply, completion))
         similar = [None] * len(parsed)
-        if encoder is not None and parsed:  # the answer's cosine to the row's captions (grounding.MIN_COSINE)
-            answers = encoder.encode_text([reply["answer"] for _, _, reply, _ in parsed], progress=False)
-            captions = encoder.encode_text([captions_text(batch["scene"][k], batch["caption"][k])
-                                            for k, _, _, _ in parsed], progress=False)  # fmt: skip
-            similar = [float(v) for v in (answers * captions).sum(1)]
+        if encoder is not None:  # the answer's cosine to the row's captions (grounding.MIN_COSINE)
+            similar = answer_cosines(
+                encoder,
+                [reply["answer"] for _, _, reply, _ in parsed],
+                [captions_text(batch["scene"][k], batch["caption"][k]) for k, _, _, _ in parsed],
+            )
         for (k, key, reply, completion), similarity in zip(parsed, similar, strict=True):
             row_id = batch["id"][k]
             question = reply.get("question") or DETAIL_QUESTIONS[key % len(DETAIL_QUESTIONS)]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .grounding import COLOUR_WORDS, NUMBER_WORDS, STOP
 
+QUESTIONS = ("slots", "free")  # the writer's question modes (instruct.questions): these slots, or the model's own
 PREPOSITIONS = ("in front of", "next to", "on top of", "in between", "between", "in", "on", "at", "near", "under",
                 "beside", "behind", "inside", "by", "above", "below", "over", "along", "across", "through",
                 "around", "against", "outside", "underneath", "beneath")  # fmt: skip
@@ -79,32 +80,30 @@ def _be(head: str) -> str:
     return "are" if last in PLURALS or (last.endswith("s") and not last.endswith(("ss", "us", "is"))) else "is"
 
 
-def _place_at(tokens: list[str], i: int) -> tuple[str, int] | None:
-    """(the place phrase starting at token i, the index after it), or None: a preposition, an optional determiner,
-    and a noun chunk."""
-    for prep in PREPOSITIONS:
-        words = prep.split()
-        if tokens[i : i + len(words)] == words:
-            j = i + len(words)
-            if j < len(tokens) and tokens[j] in DETERMINERS:
-                j += 1
-            end = j
-            while end < len(tokens) and not _breaks(tokens[end]):
-                end += 1
-            if end > j:
-                return " ".join(tokens[i:end]), end
-            return None
-    return None
+def _chunk_end(tokens: list[str], i: int) -> int:
+    """The index after the noun chunk that starts at token i (i itself when none does)."""
+    while i < len(tokens) and not _breaks(tokens[i]):
+        i += 1
+    return i
 
 
 def _object_at(tokens: list[str], i: int) -> tuple[str, int] | None:
     """(an optional determiner and a noun chunk starting at token i, the index after it), or None: what an action
     acts on ("an odd hat" in "wearing an odd hat")."""
     j = i + (1 if i < len(tokens) and tokens[i] in DETERMINERS else 0)
-    end = j
-    while end < len(tokens) and not _breaks(tokens[end]):
-        end += 1
+    end = _chunk_end(tokens, j)
     return (" ".join(tokens[i:end]), end) if end > j else None
+
+
+def _place_at(tokens: list[str], i: int) -> tuple[str, int] | None:
+    """(the place phrase starting at token i, the index after it), or None: a preposition, then what
+    `_object_at` reads."""
+    for prep in PREPOSITIONS:
+        words = prep.split()
+        if tokens[i : i + len(words)] == words:
+            target = _object_at(tokens, i + len(words))
+            return (" ".join(tokens[i : target[1]]), target[1]) if target else None
+    return None
 
 
 def caption_slots(caption: str) -> CaptionSlots:
@@ -115,9 +114,7 @@ def caption_slots(caption: str) -> CaptionSlots:
         if _breaks(tokens[i]) or (tokens[i] in NUMBER_WORDS and i + 1 == len(tokens)):
             i += 1
             continue
-        start = i
-        while i < len(tokens) and not _breaks(tokens[i]):
-            i += 1
+        start, i = i, _chunk_end(tokens, i)
         chunk = tokens[start:i]
         head_words = [w for w in chunk if w not in COLOUR_WORDS and w not in NUMBER_WORDS and not w.isdigit()]
         if not head_words:

@@ -15,7 +15,7 @@ from ..llm import LLM, SamplingParams
 from ..prompts import few_shot_messages, load_text
 from .conversations import to_llava
 from .grounding import STOP, check_turn, context_words
-from .slots import PLURALS, caption_slots
+from .slots import PLURALS, QUESTIONS, caption_slots
 
 TYPES = ("multiple_choice", "short", "reasoning", "yes_no", "summary", "unanswerable")
 UNANSWERABLE = "That cannot be told from the image."
@@ -25,16 +25,11 @@ ANSWER = {"type": "string", "minLength": 1, "maxLength": 80}
 # things, and slot free answers run to 25 of its words
 FINAL_QUESTION = {"type": "string", "minLength": 8, "maxLength": 160}
 FINAL_ANSWER = {"type": "string", "minLength": 1, "maxLength": 240}
-QUESTIONS = ("slots", "free")
 
 
 def turn_schema(min_turns: int, max_turns: int) -> dict:
     """The loose schema every conversation must pass after decoding (the final check): `min_turns`..`max_turns`
     turns of the known types, with the closed answers (yes/no, an option letter, the 'cannot be told' line)."""
-
-    def turn(kind, answer, **extra) -> dict:
-        properties = {"type": kind, "question": FINAL_QUESTION, **extra, "answer": answer}
-        return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
     option = {"type": "string", "minLength": 1, "maxLength": 60}
     return {
@@ -43,14 +38,39 @@ def turn_schema(min_turns: int, max_turns: int) -> dict:
         "maxItems": max_turns,
         "items": {
             "anyOf": [
-                turn({"enum": ["short", "reasoning", "summary"]}, FINAL_ANSWER),
-                turn({"const": "yes_no"}, {"enum": ["Yes", "No"]}),
-                turn({"const": "multiple_choice"}, {"enum": ["A", "B", "C", "D"]},
-                     options={"type": "array", "items": option, "minItems": 4, "maxItems": 4}),
-                turn({"const": "unanswerable"}, {"const": UNANSWERABLE}),
+                _turn({"enum": ["short", "reasoning", "summary"]}, FINAL_QUESTION, FINAL_ANSWER),
+                _turn("yes_no", FINAL_QUESTION, {"enum": ["Yes", "No"]}),
+                _turn("multiple_choice", FINAL_QUESTION, {"enum": ["A", "B", "C", "D"]},
+                      options={"type": "array", "items": option, "minItems": 4, "maxItems": 4}),
+                _turn("unanswerable", FINAL_QUESTION, {"const": UNANSWERABLE}),
             ]
         },
     }  # fmt: skip
+
+
+def _turn(kind: str | dict, question: dict, answer: dict, **extra) -> dict:
+    """One turn's object schema: its type (a name, or a schema of names), question, extra fields, answer, in that
+    order (the order the reply is decoded in)."""
+    kind = {"const": kind} if isinstance(kind, str) else kind
+    properties = {"type": kind, "question": question, **extra, "answer": answer}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _choice(question: dict, right: dict, others: list[str], slot: int) -> dict:
+    """A multiple-choice turn: the right option in `slot` (the answer letter), the other three fixed."""
+    options = [right if k == slot else {"const": others[k - (k > slot)]} for k in range(4)]
+    return _turn(
+        "multiple_choice",
+        question,
+        {"const": "ABCD"[slot]},
+        options={"type": "array", "prefixItems": options, "minItems": 4, "maxItems": 4, "items": False},
+    )
+
+
+def _absent(caption: str, key: int) -> list[str]:
+    """Four distinct distractors the caption does not mention, a seeded run of consecutive ones per row."""
+    absent = [d for d in DISTRACTORS if d.split()[-1] not in caption.lower()]
+    return [absent[(key + k) % len(absent)] for k in range(4)]
 
 
 DISTRACTORS = ("a dog", "a car", "a tree", "a chair", "a bicycle", "a cup", "a window", "a boat", "a horse",
@@ -88,29 +108,18 @@ def decoding_schema(types: list[str], caption: str, key: int) -> dict:
     mention; yes/no and unanswerable answers are fixed strings. What is left open (questions, reasoning and
     summary answers) is bounded and checked for grounding afterwards."""
     phrases = context_phrases(caption)
-    distractors = [d for d in DISTRACTORS if d.split()[-1] not in caption.lower()]
-    distractors = [distractors[(key + k) % len(distractors)] for k in range(4)]  # distinct: consecutive
     answers = {
         "short": {"enum": phrases},
         "reasoning": ANSWER,
         "summary": ANSWER,
         "yes_no": {"enum": ["Yes", "No"]},
-        "multiple_choice": {"enum": ["A", "B", "C", "D"]},
         "unanswerable": {"const": UNANSWERABLE},
     }
-    items = []
-    for kind in types:
-        properties = {"type": {"const": kind}, "question": QUESTION}
-        answer = answers[kind]
-        if kind == "multiple_choice":  # the right option sits in a seeded slot, the others are distinct distractors
-            right = key % 4
-            slots = [{"enum": phrases} if k == right else {"const": distractors[k]} for k in range(4)]
-            properties["options"] = {"type": "array", "prefixItems": slots, "minItems": 4, "maxItems": 4,
-                                     "items": False}  # fmt: skip
-            answer = {"const": "ABCD"[right]}
-        properties["answer"] = answer
-        items.append({"type": "object", "properties": properties, "required": list(properties),
-                      "additionalProperties": False})  # fmt: skip
+    # a multiple choice's right option sits in a seeded slot, each other slot k holds the k-th distractor
+    right = key % 4
+    others = [d for k, d in enumerate(_absent(caption, key)) if k != right]
+    items = [_choice(QUESTION, {"enum": phrases}, others, right) if kind == "multiple_choice"
+             else _turn(kind, QUESTION, answers[kind]) for kind in types]  # fmt: skip
     return {"type": "array", "prefixItems": items, "minItems": len(types), "maxItems": len(types), "items": False}
 
 
@@ -134,22 +143,6 @@ def _there(thing: str) -> str:
     return f"Is there {'an' if thing[0] in 'aeiou' else 'a'} {thing} in the image?"
 
 
-def _turn(kind: str, question: dict, answer: dict, **extra) -> dict:
-    properties = {"type": {"const": kind}, "question": question, **extra, "answer": answer}
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
-
-
-def _choice(kind: str, question: str, right: dict, others: list[str], slot: int) -> dict:
-    """A multiple-choice turn: the right option in `slot` (the answer letter), the other three fixed."""
-    options = [right if k == slot else {"const": others[k - (k > slot)]} for k in range(4)]
-    return _turn(
-        kind,
-        {"const": question},
-        {"const": "ABCD"[slot]},
-        options={"type": "array", "prefixItems": options, "minItems": 4, "maxItems": 4, "items": False},
-    )
-
-
 def _words_pattern(words: tuple[str, ...], at_most: int = 24) -> dict:
     """A free answer made only of these words: the caption's own, and function words (slots.GLUE)."""
     alternatives = "|".join(w for w in words if re.fullmatch(r"[a-z0-9']+", w))
@@ -167,8 +160,7 @@ def slot_schema(types: list[str], caption: str, key: int) -> dict:
     categories = [m[1].strip().lower() for m, _ in lines if m]
     things = list(dict.fromkeys([*slots.things, *categories])) or [caption.strip()[:60]]
     heads = list(dict.fromkeys([*slots.heads, *categories])) or things
-    absent = [d for d in DISTRACTORS if d.split()[-1] not in caption.lower()]
-    absent = [absent[(key + k) % len(absent)] for k in range(4)]
+    absent = _absent(caption, key)
     slot = key % 4
     free = _words_pattern(slots.words)
     context = context_words(caption)  # "How old is the old man?" is not unanswerable: only what the check accepts
@@ -185,9 +177,8 @@ def slot_schema(types: list[str], caption: str, key: int) -> dict:
                    _turn("yes_no", {"enum": [_there(d.split(maxsplit=1)[1]) for d in absent]}, {"const": "No"})]
         + [_turn("yes_no", {"const": f"Is the {f.question.split(' the ', 1)[1][:-1]} {f.answer}?"}, {"const": "Yes"})
            for f in slots.facts if f.kind == "colour"],
-        "multiple_choice": [_choice("multiple_choice", "Which of these does the image show?", {"enum": things},
-                                    absent, slot)]
-        + [_choice("multiple_choice", f.question, {"const": f.answer},
+        "multiple_choice": [_choice({"const": "Which of these does the image show?"}, {"enum": things}, absent, slot)]
+        + [_choice({"const": f.question}, {"const": f.answer},
                    [c for c in (COLOURS if f.kind == "colour" else NUMBERS) if c != f.answer][key % 3:][:3], slot)
            for f in slots.facts if f.kind in ("colour", "count") and f.answer in COLOURS + NUMBERS],
         "unanswerable": [_turn("unanswerable", {"enum": unanswerable}, {"const": UNANSWERABLE})],

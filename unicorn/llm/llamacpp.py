@@ -171,7 +171,6 @@ class LlamaCppLLM(LLM):
         one = (llama_cpp.llama_token_data * 1)()
         one_p = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
         full = np.zeros(n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True))
-        full["id"] = np.arange(n_vocab)
         full_c = full.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
         model.eval(tokens[model.n_tokens :])
         out: list[int] = []

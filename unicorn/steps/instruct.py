@@ -12,7 +12,8 @@ from ..errors import InputError
 from ..hashing import stable_int
 from ..instruct.from_programs import program_conversations
 from ..instruct.llava_kinds import KINDS, write_kinds
-from ..instruct.writer import QUESTIONS, write_conversations
+from ..instruct.slots import QUESTIONS
+from ..instruct.writer import write_conversations
 from .base import NO_RUNTIME, Columns, Runtime, Step, alive, llm_options
 
 
