@@ -36,7 +36,7 @@ def main() -> None:
     model = {"llm": counters["llm_seconds"], "encoders": counters["encoder_seconds"]}
     other = stages - sum(model.values())
     print(
-        f"{rows} rows, {manifest['seed_file']['kept']} seeds, {len(manifest['shards'])} shards; "
+        f"{rows} rows, {manifest['seed_file']['kept']} seeds, {manifest['totals']['shards']} shards; "
         f"wall {wall:.1f} s (steps {stages:.1f} s, the rest is model loading and start-up)"
     )
     print(f"end-to-end {rows / wall:.3f} rows/s; over the steps alone {rows / stages:.3f} rows/s")

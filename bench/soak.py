@@ -45,7 +45,7 @@ def config_for(folder: Path, seeds: int, max_tokens: int) -> Path:
 
 def shards_done(out: Path) -> int:
     try:
-        return len(json.loads((out / "manifest.json").read_text())["shards"])
+        return (out / "shards.jsonl").read_bytes().count(b"\n")
     except (OSError, ValueError):
         return 0
 
@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
         small_rows, big_rows = read_run(tmp / "small"), read_run(tmp / "big")
         prefix_same = all(big_rows.get(name) == rows for name, rows in small_rows.items())
         manifest = json.loads((tmp / "big" / "manifest.json").read_text())
-    rows = sum(s["rows"] for s in manifest["shards"])
+    rows = manifest["totals"]["rows"]
     result = {
         "small": {"seeds": args.small, **small},
         "big_killed": {"seeds": args.seeds, **first},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import openai_stub
-from unicorn.captions.dedup import SemanticDedup, exact_duplicates
+from unicorn.captions.dedup import Deduplicator, exact_duplicates
 from unicorn.captions.diversity import distinct_n, mean_pairwise_distance, type_token_ratio
 from unicorn.captions.filters import FilterConfig, apply_filters, english_share, repetition, text_share
 from unicorn.captions.summary import caption_stats
@@ -64,9 +64,17 @@ def test_dedup_exact_and_semantic(minilm):
         "A cat on the mat.",
     ]
     assert exact_duplicates(texts) == [False, True, False, False, False]
-    dedup = SemanticDedup(minilm.dim, threshold=0.9)
-    flags = dedup.duplicates(minilm.encode_text(texts))
-    assert flags[0] is False and flags[1] is True and flags[2] is False and flags[4] is True
+    dedup = Deduplicator(minilm.dim, threshold=0.9)
+    emb = minilm.encode_text(texts)
+    first = dedup.decide(texts[:2], emb[:2])  # the second batch is checked against the first one's kept rows
+    assert first == [None, "exact_duplicate"]
+    second = dedup.decide(texts[2:], emb[2:])
+    assert second[0] is None and second[2] == "semantic_duplicate"
+    again = dedup.decide(texts[2:], emb[2:])  # kept rows entered the state; a semantic duplicate never did
+    assert [r for r, s in zip(again, second, strict=True) if s is None] == ["exact_duplicate"] * second.count(None)
+    fresh = Deduplicator(minilm.dim, threshold=0.9)
+    assert fresh.decide(["x0", "x1", "x2", "x3", "x4"], emb) == [None, "semantic_duplicate", None, None,
+                                                                  "semantic_duplicate"]
 
 
 def test_diversity_figures():

@@ -52,7 +52,7 @@ def local_run(tmp_path_factory):
 def test_ray_writes_the_rows_local_writes(local_run, ray_local, tmp_path):
     config, local = local_run
     manifest = run_pipeline(load_config(config), tmp_path / "ray", engine="ray", progress=False, log=lambda m: None)
-    assert manifest["engine"] == "ray" and len(manifest["shards"]) == 2
+    assert manifest["engine"] == "ray" and manifest["totals"]["shards"] == 2
     assert read_run(tmp_path / "ray") == read_run(local)  # ids, captions, conversations, embedding bytes
     assert validate_run(tmp_path / "ray")["problems"] == []
     assert manifest["llm_usage"]["requests"] > 0 and manifest["llm_usage"]["cache_hits"] == 0
@@ -177,4 +177,4 @@ def test_an_unreachable_llm_server_stops_the_run_at_its_shard(engine, ray_local,
     assert (
         url in message and re.search(r"while writing shard [01]\)", message) and "run the same command again" in message
     )
-    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["shards"] == []
+    assert not (tmp_path / "run" / "shards.jsonl").exists()

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from unicorn.cli import main
+from unicorn.pipeline.storage import RunFolder
 from unicorn.errors import InputError
 from unicorn.pipeline.config import load_config
 from unicorn.pipeline.validate import validate_run
@@ -39,11 +40,15 @@ def write_config(tmp_path, name="run.yaml", **changes):
     return path
 
 
+def records(root: Path) -> list[dict]:
+    """The run's shard records (its journal), verified."""
+    return list(RunFolder(root).records())
+
+
 def read_run(root: Path) -> dict:
-    manifest = json.loads((root / "manifest.json").read_text())
     out = {}
-    for entry in manifest["shards"]:
-        name = f"{entry['index']:05d}"
+    for entry in records(root):
+        name = f"{entry['index']:08d}"
         out[name] = (
             pq.read_table(root / "metadata" / f"{name}.parquet").to_pydict(),
             np.load(root / "text_emb" / f"{name}.npy").tobytes(),
@@ -93,10 +98,17 @@ def test_validator_catches_damage(clean_run, tmp_path):
     _, run = clean_run
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    np.save(copy / "image_emb" / "00001.npy", np.load(copy / "image_emb" / "00001.npy")[:-1])
+    np.save(copy / "image_emb" / "00000001.npy", np.load(copy / "image_emb" / "00000001.npy")[:-1])
     result = validate_run(copy)
-    assert any("00001.npy does not match its checksum" in p for p in result["problems"])
+    assert any("00000001.npy does not match its checksum" in p for p in result["problems"])
     assert main(["validate", str(copy)]) == 2
+    # the journal: a record removed from a finished run, and a record cut short, are both named
+    journal = (run / "shards.jsonl").read_bytes()
+    shutil.copy(run / "image_emb" / "00000001.npy", copy / "image_emb" / "00000001.npy")
+    (copy / "shards.jsonl").write_bytes(journal[: journal.rstrip(b"\n").rfind(b"\n") + 1])
+    assert any("finished run recorded 3" in p for p in validate_run(copy)["problems"])
+    (copy / "shards.jsonl").write_bytes(journal + journal[:40])
+    assert any("cut short by a crash" in p for p in validate_run(copy)["problems"])
 
 
 def test_report_loads_in_a_real_browser(clean_run):
@@ -132,7 +144,6 @@ def test_report_shows_every_provenance_both_writers_and_the_reject_reasons(clean
     import pyarrow.parquet as pq
 
     _, run = clean_run
-    manifest = json.loads((run / "manifest.json").read_text())
     kept = {p for f in (run / "metadata").glob("*.parquet") for p in pq.read_table(f).column("provenance").to_pylist()}
     md = (run / "report.md").read_text()
     samples = md.split("## Sample rows")[1].split("## Sample conversations")[0]
@@ -141,7 +152,7 @@ def test_report_shows_every_provenance_both_writers_and_the_reject_reasons(clean
     assert "| programs |" in conversations
     rejects = md.split("## Top reject reasons")[1].split("## Plots")[0]
     counted = {}
-    for shard in manifest["shards"]:
+    for shard in records(run):
         for key, n in shard["stats"].items():
             if key.startswith("reject:") and n:
                 counted[key] = counted.get(key, 0) + n
@@ -223,8 +234,7 @@ def test_full_disk_keeps_earlier_shards(clean_run, tmp_path, capsys):
         if code == 0:
             pytest.skip("the run fitted in the small tmpfs")
         assert code == 2 and "earlier shards are intact" in err
-        manifest = json.loads((mount / "run" / "manifest.json").read_text())
-        assert all((mount / "run" / f).is_file() for s in manifest["shards"] for f in s["files"])
+        assert all((mount / "run" / f).is_file() for s in records(mount / "run") for f in s["files"])
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # lazy: the test process may still hold the cache
 

@@ -62,7 +62,8 @@ def test_real_coco_captions():
     if not COCO.is_file():
         pytest.skip(f"COCO captions not found at {COCO}")
     rows, stats = read_seeds(str(COCO), limit=200)
-    assert len(rows) == 200 and stats["read"] == 25014 and len({r["id"] for r in rows}) == 200
+    assert len(rows) == 200 and stats["read"] == 200 and len({r["id"] for r in rows}) == 200  # stops at the limit
+    assert read_seeds(str(COCO))[1]["read"] == 25014
 
 
 @pytest.mark.parametrize(
@@ -125,3 +126,25 @@ def test_llava_caps_and_boxes_are_seeds_with_their_context():
     first = rows[0]
     assert first["text"] == first["scene"]["captions"][0] and len(first["scene"]["captions"]) == 5
     assert all(0 <= v <= 1 for r in rows for i in r["scene"]["instances"] for v in i["bbox"])
+
+
+def test_seeds_stream_and_a_limit_reads_no_more_than_it_needs(tmp_path):
+    import time
+
+    from unicorn.seeds import iter_seeds
+
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"a caption\n" * 5 + b"\xff\xfe not utf-8\n" + b"another caption\n" * 1000)
+    stream = iter_seeds(str(path), limit=5)
+    assert len(list(stream)) == 5 and stream.stats["read"] == 5 and stream.stats["invalid_utf8"] == 0
+    start = time.perf_counter()
+    rows = list(iter_seeds("world:1000000@3", limit=3))  # a million scenes: only three are made
+    assert [r["id"] for r in rows] == ["world-3-000000", "world-3-000001", "world-3-000002"]
+    assert time.perf_counter() - start < 5
+    from unicorn.world import captions, sample_scenes
+
+    scenes = sample_scenes(3, seed=3)  # the world's own batch API: streamed seeds are the same scenes and captions
+    assert [r["text"] for r in rows] == [c for (c,) in captions(scenes, seed=3, style="short")]
+    assert [r["scene"] for r in rows] == [s.to_dict() for s in scenes]
+    shards = list(iter_seeds(str(path)).shards(400))
+    assert [i for i, _ in shards] == [0, 1, 2] and [len(s) for _, s in shards] == [400, 400, 205]

@@ -11,8 +11,8 @@ from unicorn.errors import InputError
 from unicorn.llm import Completion, RequestCache
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("metadata", "text_emb", "image_emb", "instructions", "report")
-FILES = ("report.md", "report.html", "manifest.json.bak", "cache.sqlite.notes")
+NAMES = ("metadata", "text_emb", "image_emb", "instructions", "dedup_emb", "report")
+FILES = ("report.md", "report.html", "manifest.json.bak", "shards.jsonl.bak", "cache.sqlite.notes")
 
 
 def quick_config(tmp_path) -> Path:
@@ -32,7 +32,7 @@ def plant(root: Path) -> dict[Path, str]:
     for name in NAMES:
         (root / name).mkdir(parents=True, exist_ok=True)
         planted[root / name / "final_report.docx"] = f"the user's {name} notes"
-        planted[root / name / "00000.parquet.mine"] = "not a shard"
+        planted[root / name / "00000000.parquet.mine"] = "not a shard"
     for name in FILES:
         planted[root / name] = f"the user's {name}"
     for path, text in planted.items():
@@ -68,8 +68,8 @@ def test_restart_removes_only_the_runs_own_files(tmp_path):
 def test_exports_refuse_an_altered_run_and_leave_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(quick_config(tmp_path)), "--out", str(out), "--no-report"]) == 0
-    text = (out / "instructions" / "00001.jsonl").read_text()
-    (out / "instructions" / "00001.jsonl").write_text(text.replace("shape", "shaep"))
+    text = (out / "instructions" / "00000001.jsonl").read_text()
+    (out / "instructions" / "00000001.jsonl").write_text(text.replace("shape", "shaep"))
     capsys.readouterr()  # the run's own progress lines
     for fmt in ("llava", "hf"):
         assert main(["export", str(out), "--format", fmt, "--out", str(tmp_path / fmt)]) == 2
@@ -100,17 +100,25 @@ def test_hf_export_is_typed_and_loads_without_conversations(tmp_path):
 def test_resume_detects_a_truncated_shard_and_an_edited_manifest(tmp_path, capsys):
     config, out = quick_config(tmp_path), tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "--no-report"]) == 0
-    shard = out / "metadata" / "00001.parquet"
+    shard = out / "metadata" / "00000001.parquet"
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
     capsys.readouterr()
     assert main(["run", str(config), "--out", str(out), "--no-report"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "shard 1: metadata/00001.parquet is missing or does not match its checksum" in err
+    assert "\n" not in err and "shard 1: metadata/00000001.parquet is missing or does not match its checksum" in err
     assert shard.read_bytes() == data[: len(data) // 2]  # nothing re-used, nothing overwritten
     shard.write_bytes(data)
+    journal = (out / "shards.jsonl").read_text()
+    first = json.loads(journal.splitlines()[0])
+    first["rows"] += 1
+    (out / "shards.jsonl").write_text(json.dumps(first, sort_keys=True) + "\n" + journal.split("\n", 1)[1])
+    assert main(["run", str(config), "--out", str(out), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "shards.jsonl line 1 was edited or damaged" in err
+    (out / "shards.jsonl").write_text(journal)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["shards"][0]["rows"] += 1
+    manifest["config"]["seed"] += 1
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert main(["run", str(config), "--out", str(out), "--no-report"]) == 2
     assert "was edited after the run wrote it" in capsys.readouterr().err

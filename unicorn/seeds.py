@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
+from .hashing import U64Set
 
 MAX_CHARS = 2000  # longer "captions" are documents, not seeds; they are counted and skipped
 DOMAIN_TEMPLATES = (
@@ -27,60 +29,113 @@ SKIPS = ("empty", "too_long", "invalid_utf8", "malformed", "duplicate_id")
 
 
 class SeedReader:
-    """Collects rows and counts every skip; `rows` and `stats` are the result."""
+    """Counts every row read, kept and skipped; `add` yields the row when it is kept (readers are generators)."""
 
     def __init__(self, source: str, max_chars: int) -> None:
         self.source, self.max_chars = source, max_chars
-        self.rows: list[dict] = []
-        self.ids: set[str] = set()
+        self.ids = U64Set()  # ~8 bytes per seed id, so a million-line seed file streams at flat memory
         self.stats: Counter = Counter({k: 0 for k in ("read", *SKIPS, "kept")})
 
-    def add(self, ident: str, text, scene: dict | None = None) -> None:
+    def add(self, ident: str, text, scene: dict | None = None):
         self.stats["read"] += 1
         if not isinstance(text, str) or not text.strip():
             self.stats["empty"] += 1
         elif len(text) > self.max_chars:
             self.stats["too_long"] += 1
-        elif ident in self.ids:
+        elif not self.ids.add(ident):
             self.stats["duplicate_id"] += 1
         else:
-            self.ids.add(ident)
             row = {"id": ident, "text": " ".join(text.split()), "source": self.source}
             if scene is not None:
                 row["scene"] = scene
-            self.rows.append(row)
             self.stats["kept"] += 1
+            yield row
 
     def skip(self, reason: str) -> None:
         self.stats["read"] += 1
         self.stats[reason] += 1
 
 
-def read_seeds(source: str, *, limit: int | None = None, max_chars: int = MAX_CHARS) -> tuple[list[dict], dict]:
-    """Rows `{"id", "text", "source"[, "scene"]}` and counts of what was read, kept and skipped (and why)."""
-    if limit is not None and limit < 1:
-        raise InputError(f"seed limit must be >= 1, got {limit}")
-    reader = SeedReader(source, max_chars)
+class SeedStream:
+    """The seed rows of `source` as a stream: one pass, flat memory, stopping as soon as `limit` rows are kept.
+
+    Iterate it once; `stats` counts what was read, kept and skipped (and why) so far. A missing source is refused
+    when the stream is made, before anything is read or written; a source with no usable row when it ends."""
+
+    def __init__(self, source: str, *, limit: int | None = None, max_chars: int = MAX_CHARS) -> None:
+        if limit is not None and limit < 1:
+            raise InputError(f"seed limit must be >= 1, got {limit}")
+        self.source, self.limit = source, limit
+        self.reader = SeedReader(source, max_chars)
+        schema, sep, rest = source.partition(":")
+        if sep and schema in ("world", "hf", "domain"):
+            self._rows = {"world": _world, "hf": _hf, "domain": lambda r, x: _domain(r, Path(x))}[schema](self.reader, rest)
+            if schema == "domain" and not Path(rest).is_file():
+                raise InputError(f"class-label file {rest} not found")
+        else:
+            path = Path(source)
+            if not path.is_file():
+                where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+                raise InputError(f"seed file {source} not found{where}")
+            self._rows = {".json": _coco, ".jsonl": _jsonl, ".tsv": _tsv}.get(path.suffix, _text)(self.reader, path)
+
+    @property
+    def stats(self) -> dict:
+        return dict(self.reader.stats)
+
+    def __iter__(self):
+        kept = 0
+        for row in self._rows:
+            yield row
+            kept += 1
+            if self.limit and kept >= self.limit:
+                self._rows.close()
+                break
+        if not kept:
+            stats = self.reader.stats
+            why = describe_seed_stats(stats) if stats["read"] else "it holds no rows"
+            raise InputError(f"no usable seeds in {self.source}: {why}")
+
+    def shards(self, size: int):
+        """(index, rows) for consecutive shards of `size` rows: the pipeline's unit of work and of resume."""
+        shard: list[dict] = []
+        index = 0
+        for row in self:
+            shard.append(row)
+            if len(shard) == size:
+                yield index, shard
+                index, shard = index + 1, []
+        if shard:
+            yield index, shard
+
+
+def iter_seeds(source: str, *, limit: int | None = None, max_chars: int = MAX_CHARS) -> SeedStream:
+    """Rows `{"id", "text", "source"[, "scene"]}` as a stream; its `stats` count what was read, kept and skipped."""
+    return SeedStream(source, limit=limit, max_chars=max_chars)
+
+
+def seed_count_hint(source: str, limit: int | None) -> int | None:
+    """How many seeds a source will give at most, cheaply (for a progress bar's total): `limit`, N of world:N, or
+    the line count of a line-per-seed file; None where only reading it would tell."""
     schema, sep, rest = source.partition(":")
+    count = None
     if sep and schema == "world":
-        _world(reader, rest)
-    elif sep and schema == "hf":
-        _hf(reader, rest)
-    elif sep and schema == "domain":
-        _domain(reader, Path(rest))
-    else:
-        path = Path(source)
-        if not path.is_file():
-            where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-            raise InputError(f"seed file {source} not found{where}")
-        {".json": _coco, ".jsonl": _jsonl, ".tsv": _tsv}.get(path.suffix, _text)(reader, path)
-    rows = reader.rows[:limit] if limit else reader.rows
-    if not rows:
-        why = describe_seed_stats(reader.stats) if reader.stats["read"] else "it holds no rows"
-        raise InputError(f"no usable seeds in {source}: {why}")
-    stats = dict(reader.stats)
-    stats["kept"] = len(rows)
-    return rows, stats
+        try:
+            count = int(rest.partition("@")[0])
+        except ValueError:
+            count = None
+    elif not sep and Path(source).suffix in (".txt", ".jsonl", ".tsv") and Path(source).is_file():
+        with open(source, "rb") as f:
+            count = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    return min(count, limit) if count is not None and limit else (limit or count)
+
+
+def read_seeds(source: str, *, limit: int | None = None, max_chars: int = MAX_CHARS) -> tuple[list[dict], dict]:
+    """Rows `{"id", "text", "source"[, "scene"]}` in a list, and counts of what was read, kept and skipped (and why).
+    For small sources; `iter_seeds` streams."""
+    stream = iter_seeds(source, limit=limit, max_chars=max_chars)
+    rows = list(stream)
+    return rows, stream.stats
 
 
 def describe_seed_stats(stats) -> str:
@@ -99,17 +154,17 @@ def _lines(reader: SeedReader, path: Path):
                 reader.skip("invalid_utf8")
 
 
-def _text(reader: SeedReader, path: Path) -> None:
+def _text(reader: SeedReader, path: Path) -> Iterator[dict]:
     for n, line in _lines(reader, path):
-        reader.add(f"{path.stem}-{n}", line)
+        yield from reader.add(f"{path.stem}-{n}", line)
 
 
-def _tsv(reader: SeedReader, path: Path) -> None:
+def _tsv(reader: SeedReader, path: Path) -> Iterator[dict]:
     for n, line in _lines(reader, path):
-        reader.add(f"{path.stem}-{n}", line.split("\t", 1)[0])
+        yield from reader.add(f"{path.stem}-{n}", line.split("\t", 1)[0])
 
 
-def _jsonl(reader: SeedReader, path: Path) -> None:
+def _jsonl(reader: SeedReader, path: Path) -> Iterator[dict]:
     for n, line in _lines(reader, path):
         if not line.strip():
             reader.skip("empty")
@@ -123,9 +178,9 @@ def _jsonl(reader: SeedReader, path: Path) -> None:
             continue
         if "instances" in row:  # LLaVA's captions + boxes: bad boxes are an error, not a skip (they are the truth)
             scene = boxes_context(row, f"{path} line {n}")
-            reader.add(ident, scene["captions"][0] if scene["captions"] else text, scene)
+            yield from reader.add(ident, scene["captions"][0] if scene["captions"] else text, scene)
             continue
-        reader.add(ident, text, row.get("scene"))
+        yield from reader.add(ident, text, row.get("scene"))
 
 
 INSTANCE_KEYS = {"category", "bbox"}
@@ -154,7 +209,7 @@ def boxes_context(row: dict, where: str) -> dict:
     return {"captions": [" ".join(c.split()) for c in captions], "instances": instances}
 
 
-def _coco(reader: SeedReader, path: Path) -> None:
+def _coco(reader: SeedReader, path: Path) -> Iterator[dict]:
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
         annotations = data["annotations"]
@@ -166,10 +221,10 @@ def _coco(reader: SeedReader, path: Path) -> None:
         if not isinstance(a, dict) or "caption" not in a:
             reader.skip("malformed")
             continue
-        reader.add(f"coco-{a.get('image_id', 'x')}-{a.get('id', reader.stats['read'])}", a["caption"])
+        yield from reader.add(f"coco-{a.get('image_id', 'x')}-{a.get('id', reader.stats['read'])}", a["caption"])
 
 
-def _hf(reader: SeedReader, rest: str) -> None:
+def _hf(reader: SeedReader, rest: str) -> Iterator[dict]:
     import datasets
 
     name, _, column = rest.partition("#")
@@ -187,12 +242,16 @@ def _hf(reader: SeedReader, rest: str) -> None:
     column = column or next((c for c in ("caption", "text", "sentence") if c in ds.column_names), "")
     if column not in ds.column_names:
         raise InputError(f"dataset {name} has no column {column!r}; columns: {', '.join(ds.column_names)}")
-    for k, text in enumerate(ds[column]):
-        reader.add(f"{Path(name).name}-{k}", text)
+    for start in range(0, len(ds), 1024):  # a column at a time would hold the whole dataset's text
+        for k, text in enumerate(ds[start : start + 1024][column], start):
+            yield from reader.add(f"{Path(name).name}-{k}", text)
 
 
-def _world(reader: SeedReader, rest: str) -> None:
-    from .world import captions, sample_scenes
+def _world(reader: SeedReader, rest: str) -> Iterator[dict]:
+    import numpy as np
+
+    from .world import sample_scenes
+    from .world.caption import caption
 
     count, _, seed = rest.partition("@")
     try:
@@ -201,12 +260,13 @@ def _world(reader: SeedReader, rest: str) -> None:
         raise InputError(f"world seeds are world:N[@SEED], got world:{rest}") from None
     if n < 1:
         raise InputError(f"world seeds need N >= 1, got {n}")
-    scenes = sample_scenes(n, seed=seed)
-    for k, (scene, (text,)) in enumerate(zip(scenes, captions(scenes, seed=seed, style="short"), strict=True)):
-        reader.add(f"world-{seed}-{k:06d}", text, scene.to_dict())
+    for k in range(n):  # scene k and its caption depend only on (seed, k): streamed one at a time
+        scene = sample_scenes(1, seed=seed, start=k)[0]
+        text = caption(scene, np.random.default_rng([seed, k, 1]), "short")
+        yield from reader.add(f"world-{seed}-{k:06d}", text, scene.to_dict())
 
 
-def _domain(reader: SeedReader, path: Path) -> None:
+def _domain(reader: SeedReader, path: Path) -> Iterator[dict]:
     if not path.is_file():
         raise InputError(f"class-label file {path} not found")
     for n, line in _lines(reader, path):
@@ -215,4 +275,4 @@ def _domain(reader: SeedReader, path: Path) -> None:
             reader.skip("empty")
             continue
         for t, template in enumerate(DOMAIN_TEMPLATES):
-            reader.add(f"{path.stem}-{n}-t{t}", template.format(label))
+            yield from reader.add(f"{path.stem}-{n}-t{t}", template.format(label))

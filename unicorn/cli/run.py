@@ -62,9 +62,9 @@ def _run(args) -> int:
         print(f"report: {path}")
     from ..seeds import describe_seed_stats
 
-    rows = sum(s["rows"] for s in manifest["shards"])
+    totals = manifest["totals"]
     print(f"seeds: {describe_seed_stats(manifest['seed_file'])}")
-    print(f"{rows} rows in {len(manifest['shards'])} shards at {args.out}")
+    print(f"{totals['rows']} rows in {totals['shards']} shards at {args.out}")
     return 0
 
 

@@ -87,7 +87,6 @@ def _config(args, section: str, flags: dict, *, shared: tuple[str, ...] = ()):
 def _captions(args) -> int:
     from ..captions.summary import caption_stats, format_stats
     from ..pipeline.partial import run_steps
-    from ..pipeline.run import plan_shards
     from ..prompts import load_lines, load_text
     from ..seeds import describe_seed_stats, read_seeds
     from ..steps import columns_to_rows, seed_columns
@@ -102,7 +101,7 @@ def _captions(args) -> int:
     load_lines(config.captions.personas)
     seeds, seed_stats = read_seeds(args.seeds, limit=args.limit)
     out = _out(args.out)
-    batches = [seed_columns(s) for s in plan_shards(seeds, config.shard_size)]
+    batches = [seed_columns(seeds[i : i + config.shard_size]) for i in range(0, len(seeds), config.shard_size)]
     batch, counters = run_steps(
         batches, config, ("captions", "dedup"), run_dir=out, log=lambda m: print(m, file=sys.stderr)
     )

@@ -1,4 +1,4 @@
-"""The `local` engine: every step in this process, shard after shard."""
+"""The `local` engine: every step in this process, shard after shard, as the seed stream yields them."""
 
 from __future__ import annotations
 
@@ -7,23 +7,30 @@ from ..pipeline.shard import finish_shard
 from ..steps import ORDER, Runtime, build_step, run_step, seed_columns
 
 
+def rebuild_ordered(steps, state, folder) -> None:
+    """Give each ordered step (dedup) the state of the finished shards, in index order, from their stored files."""
+    ordered = [step for step in steps if step.ordered]
+    if not ordered:
+        return
+    for index in state.done_indices():
+        metadata = folder.read_shard(index).metadata
+        vectors = folder.read_dedup(index)
+        for step in ordered:
+            step.remember(metadata, vectors)
+
+
 class LocalEngine:
     def __init__(self, config) -> None:
         self.config = config
         self.steps: dict = {}
 
-    def run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
+    def run(self, shards, state, folder, record) -> None:
+        """Make each (index, seed rows) of `shards` (the ones still to do, in order) and `record` it."""
         # writes cache.sqlite, reads any files a Ray run left
         runtime = Runtime(run_dir=str(folder.root), threads=self.config.threads)
         self.steps = {name: build_step(name, self.config, runtime) for name in ORDER}
-        for index in sorted(done):
-            metadata = folder.read_shard(index)[0]
-            for step in self.steps.values():
-                if step.ordered:
-                    step.remember(metadata)
-        for index, seeds in enumerate(shards):
-            if index in done:
-                continue
+        rebuild_ordered(self.steps.values(), state, folder)
+        for index, seeds in shards:
             batch, runs = seed_columns(seeds), {}
             try:
                 for name in ORDER:

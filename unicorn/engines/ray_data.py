@@ -102,6 +102,18 @@ def write_shards(batch: dict, root: str) -> dict:
     return rows_to_columns(entries)
 
 
+def _windows(shards, size: int):
+    """Consecutive lists of at most `size` items of an iterator."""
+    window = []
+    for item in shards:
+        window.append(item)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
 def _service_failure(error: BaseException) -> str | None:
     """The message of a ServiceUnavailable raised in an actor, if that is what `error` is. Ray Data wraps it in
     RayTaskError(UserCodeException) and keeps only the worker's traceback text, not the exception object, so the
@@ -163,7 +175,9 @@ class RayEngine:
     def _check_resources(self) -> None:
         have = self.ray.cluster_resources()
         for name in ORDER:
-            actor = getattr(self.config.ray, name)
+            actor = getattr(self.config.ray, name, None)
+            if actor is None:
+                continue
             if actor.num_gpus > have.get("GPU", 0):
                 raise InputError(
                     f"ray.{name}.num_gpus is {actor.num_gpus} but the cluster has {have.get('GPU', 0):g} GPUs"
@@ -187,53 +201,55 @@ class RayEngine:
             num_gpus=actor.num_gpus,
         )
 
-    def run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
+    def run(self, shards, state, folder, record) -> None:
         try:
-            self._run(shards, done, folder, record)
+            self._run(shards, state, folder, record)
         except Exception as e:  # an actor's error arrives wrapped in Ray's exception types
             message = _service_failure(e)
             if message is None:
                 raise
             raise ServiceUnavailable(message) from None
 
-    def _run(self, shards: list[list[dict]], done: set[int], folder, record) -> None:
+    def _run(self, shards, state, folder, record) -> None:
+        """The shards still to do, `window` at a time: one Ray Data pass each, so the driver holds one window's
+        seeds and (at the dedup barrier) one window's caption columns, never the run's."""
         import ray.data
+
+        from .local import rebuild_ordered
 
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the run's own bar counts seeds; Ray's per-operator bars would bury it
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        ctx.execution_options.preserve_order = True  # not needed for correctness (rows carry their index)
-        todo = [i for i in range(len(shards)) if i not in done]
-        if not todo:
-            return
+        ctx.execution_options.preserve_order = True  # shards are recorded in index order: done is always a prefix
         root = folder.root.resolve()
-        items = [shard_row(i, len(shards[i]), {}, seed_columns(shards[i])) for i in todo]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        for name in ORDER:
-            if STEPS[name].ordered:
-                ds = self._ordered(ds, name, todo, done, folder)
-            else:
-                ds = self._map(ds, name, root)
-        # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
-        ds = ds.map_batches(
-            write_shards, fn_kwargs={"root": str(root)}, batch_size=1, batch_format="default", num_cpus=0
-        )
-        for row in ds.iter_rows():
-            record(json.loads(row["entry"]), int(row["seeds"]))
+        ordered: dict = {}
+        try:
+            for window in _windows(shards, self.config.ray.window):
+                if not ordered:  # built on the driver once, its state rebuilt from the finished shards
+                    ordered = {name: build_step(name, self.config) for name in ORDER if STEPS[name].ordered}
+                    rebuild_ordered(ordered.values(), state, folder)
+                items = [shard_row(i, len(seeds), {}, seed_columns(seeds)) for i, seeds in window]
+                ds = ray.data.from_items(items, override_num_blocks=len(items))
+                for name in ORDER:
+                    ds = self._ordered(ds, ordered[name], [i for i, _ in window]) if name in ordered else \
+                        self._map(ds, name, root)  # fmt: skip
+                # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
+                ds = ds.map_batches(
+                    write_shards, fn_kwargs={"root": str(root)}, batch_size=1, batch_format="default", num_cpus=0
+                )
+                for row in ds.iter_rows():
+                    record(json.loads(row["entry"]), int(row["seeds"]))
+        finally:
+            for step in ordered.values():
+                step.close()
 
-    def _ordered(self, ds, name: str, todo: list[int], done: set[int], folder):
+    def _ordered(self, ds, step, todo: list[int]):
         """Apply an ordered step (dedup) on the driver, shard by shard in index order: a barrier, after which the
-        remaining steps start on a new dataset. Its state is first rebuilt from the finished shards."""
+        remaining steps start on a new dataset."""
         import ray.data
 
         arrived = {int(row["index"]): row for row in ds.iter_rows()}
-        step = build_step(name, self.config)
-        try:
-            for index in sorted(done):
-                step.remember(folder.read_shard(index)[0])
-            rows = [apply_step(step, dict(arrived.pop(index))) for index in todo]
-        finally:
-            step.close()
+        rows = [apply_step(step, dict(arrived.pop(index))) for index in todo]
         return ray.data.from_items(rows, override_num_blocks=len(rows))
 
     def close(self) -> None:

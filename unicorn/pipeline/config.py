@@ -49,6 +49,13 @@ class RayConfig:
     dedup: ActorConfig = field(default_factory=ActorConfig)  # runs on the driver, in shard order
     instruct: ActorConfig = field(default_factory=ActorConfig)
     embed: ActorConfig = field(default_factory=ActorConfig)
+    # shards per Ray Data pass: the driver holds one window's seeds and, at the dedup barrier, one window's
+    # captions; each pass starts its actor pools (one model load per actor), so larger windows amortise that
+    window: int = 256
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise InputError(f"config key ray.window is out of range: must be >= 1, got {self.window}")
 
 
 @dataclass(frozen=True)

@@ -53,4 +53,6 @@ def run_steps(
     finally:
         for step in steps.values():
             step.close()
-    return concat(out), totals
+    batch = concat(out)
+    batch.pop("dedup_emb", None)  # the dedup step's state for a run folder's resume; nothing a caption file keeps
+    return batch, totals

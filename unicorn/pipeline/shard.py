@@ -52,6 +52,7 @@ class ShardResult:
     rejects: list[dict] = field(default_factory=list)  # examples, with their reasons
     seconds: dict[str, float] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
+    dedup_emb: np.ndarray | None = None  # (rows, dim) float16: the dedup step's vectors, its state on resume
 
     @property
     def rows(self) -> int:
@@ -99,4 +100,5 @@ def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun
         rejects=list(firsts.values()),  # one example per stage and kind of reason
         seconds={name: run.seconds for name, run in runs.items()},
         counters=dict(counters),
+        dedup_emb=np.asarray(batch["dedup_emb"], np.float16)[live] if "dedup_emb" in batch else None,
     )

@@ -5,6 +5,7 @@ tower and rows carry scenes), and sample rows. `report.py` turns a RunSummary in
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 from ..captions.diversity import diversity
 from ..seeds import SKIPS
 from .shard import reason_kind
-from .storage import RunFolder, iter_shards, manifest_totals
+from .storage import RunFolder, iter_shards, run_totals
 
+MAX_ROWS = 20000  # rows read for diversity, the gap, samples and plots (counts cover every row)
 MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
 STAGES = ("captions", "dedup", "instruct", "embed", "write")
 
@@ -46,16 +48,24 @@ def _real_images(encoder, scenes: list[dict]) -> np.ndarray:
     return encoder.encode_image([render(SceneGraph.from_dict(s)) for s in scenes])
 
 
-def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
+def summarise_run(root: str | Path, *, encoder=None, max_rows: int = MAX_ROWS) -> RunSummary:
+    """Counts and seconds over the whole run (from the totals the run recorded); diversity, the gap, samples and
+    plots over its first `max_rows` rows (shards in order), so a report of a million-row run fits in memory."""
     root = Path(root)
-    manifest = RunFolder(root).read_manifest()
-    shards = list(iter_shards(root))
+    manifest, totals_record = run_totals(root)
+    shards, sampled = [], 0
+    for shard in iter_shards(root):
+        if sampled >= max_rows:
+            break
+        shards.append(tuple(shard))
+        sampled += len(shard.metadata["id"])
     meta = {k: [v for m, *_ in shards for v in m[k]] for k in shards[0][0]} if shards else {}
     text = np.concatenate([s[1] for s in shards]).astype(np.float32) if shards else np.zeros((0, 2))
     image = np.concatenate([s[2] for s in shards]).astype(np.float32) if shards else np.zeros((0, 2))
     conversations = [c for s in shards for c in s[3]]
 
-    totals, seconds, _ = manifest_totals(manifest)
+    totals = Counter(totals_record["stats"])
+    seconds = Counter(totals_record["seconds"])
     provenance = meta.get("provenance", [])
     seed_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p == "seed"]
     llm_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p != "seed"]
@@ -74,7 +84,7 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
 
     samples = _samples(meta)
     conversation_samples = _conversation_samples(conversations)
-    rejects = _top_rejects(manifest, totals)
+    rejects = _top_rejects(RunFolder(root).records(manifest), totals)
     grounding = [
         (label, int(totals[f"{p}_checked"]), f"{totals[f'{p}_hallucinated'] / totals[f'{p}_checked']:.1%}",
          f"{totals[f'{p}_wrong_mentions'] / totals[f'{p}_checked']:.2f}",
@@ -99,7 +109,7 @@ def summarise_run(root: str | Path, *, encoder=None) -> RunSummary:
     wall = seconds["total"] or 1e-9
     embeddings = {"text": text, "synthetic image": image} | ({"real image": real} if real is not None else {})
     return RunSummary(
-        shards=len(manifest["shards"]),
+        shards=totals_record["shards"],
         rows=totals["rows"],
         rows_per_second=totals["rows"] / wall,
         counts=counts,
@@ -141,10 +151,10 @@ def _conversation_samples(conversations: list[dict], per: int = 3) -> list[tuple
     return out
 
 
-def _top_rejects(manifest: dict, totals, top: int = 5) -> list[tuple[str, str, int, str]]:
+def _top_rejects(records, totals, top: int = 5) -> list[tuple[str, str, int, str]]:
     """Per stage, its `top` most frequent kinds of reject reason, with the count and one example from the shards."""
     examples: dict = {}
-    for shard in manifest["shards"]:
+    for shard in records:
         for e in shard.get("rejects", []):
             text = e.get("raw") or e.get("caption") or ""  # an LLM reply shows why it failed; a caption is itself
             examples.setdefault((e.get("stage", "captions"), reason_kind(e.get("reason"))), (e.get("reason"), text))

@@ -85,8 +85,9 @@ class Step:
     def __call__(self, batch: Columns) -> Columns:
         raise NotImplementedError
 
-    def remember(self, metadata: Columns) -> None:
-        """Ordered steps only: rebuild the state from a finished shard's metadata columns (on resume)."""
+    def remember(self, metadata: Columns, vectors=None) -> None:
+        """Ordered steps only: rebuild the state from a finished shard's metadata columns and the vectors the step
+        stored with it (`dedup_emb`; None where the run has none), on resume."""
         raise NotImplementedError(f"step {self.name} keeps no state across batches")
 
     def counters(self) -> dict[str, float]:
