@@ -35,10 +35,13 @@ class Recorder:
         self.rows_before = state.rows
         self.pending: dict[int, str] = {}  # shard -> hash of its seed rows, for the shards in flight only
         self.planned = 0  # shards the seed stream has made so far
+        self.started, self.startup = time.perf_counter(), None  # startup: until the engine asks for a new shard
         self.seconds = 0.0  # spent recording (the bookkeeping per shard that bench/scale.py measures)
 
     def __call__(self, entry: dict, seeds: int) -> None:
         start = time.perf_counter()
+        if self.startup is None:  # until work on the first new shard began: model loads, a resume's checks
+            self.startup = start - self.started - entry["seconds"].get("total", 0.0)
         entry["seeds_sha256"] = self.pending.pop(entry["index"])
         self.folder.append_record(entry, self.state)  # the shard counts as done from here on
         self.bar.update(seeds)
@@ -99,6 +102,7 @@ def run_pipeline(
     if state.records:
         log(f"resuming: {state.records} shards already written")
     record = Recorder(folder, state, seed_count_hint(config.seeds.source, config.seeds.limit), progress)
+    record.started = started
     try:
         todo = plan(itertools.chain([first], shards), state, record, config.seeds.source)
         # the finished shards come first: their seed rows are checked before any model loads
@@ -130,6 +134,7 @@ def run_pipeline(
         seed_file={"source": config.seeds.source, **stream.stats},
         wall_seconds=round(time.perf_counter() - started, 2),
         record_seconds=round(record.seconds, 4),
+        startup_seconds=round(record.startup or 0.0, 3),
         llm_usage={
             "requests": int(counters["llm_requests"]),
             "cache_hits": int(counters["llm_cache_hits"]),

@@ -1,0 +1,177 @@
+"""Growth of the LLM-free main job with the run's size: seconds per row, bookkeeping per shard, peak memory, files,
+and the cost of a resume, at 1K, 10K and 100K world seeds (and 1M with --sizes), side by side in one run.
+
+    python bench/scale.py [--sizes 1000,10000,100000] [--shard-size 256] [--ray 10000] [--out DIR]
+
+The job: world seeds -> seed rows only (`captions.k: 0`) -> exact and semantic dedup -> programmatic QA
+(`instruct.llm_share: 0`) -> world-CLIP text tower + the shipped projector. Each size runs as a child process
+(`unicorn run`), so its peak RSS is its own. At the middle size the run is also SIGKILLed at half its shards and
+resumed: "resume startup" is the time from launch until the resumed run asks for its first new shard (reading the
+journal, checking a bounded sample of shards, verifying seed hashes, rebuilding the dedup state), against the same
+figure for a fresh run (loading the models). The bare encoders (world-CLIP text tower in the job's float64, MiniLM
+for dedup) are timed alone at their best batch size for the ratio the job reaches. `--ray N` also runs N seeds on
+`--engine ray` (a local instance) and checks its rows against the local run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_for(folder: Path, seeds: int, shard_size: int) -> Path:
+    path = folder / f"scale-{seeds}.yaml"
+    path.write_text(
+        f"seeds: {{source: 'world:{seeds}@0'}}\ncaptions: {{k: 0}}\ninstruct: {{llm_share: 0.0}}\n"
+        f"embed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}, batch_size: 256}}\n"
+        f"shard_size: {shard_size}\nray: {{embed: {{concurrency: 1, num_cpus: 1}}}}\n"
+    )
+    return path
+
+
+def run(config: Path, out: Path, *, engine: str = "local", kill_at: int | None = None) -> dict:
+    """`unicorn run` in a child process; its wall seconds and peak RSS (MiB). With `kill_at`, SIGKILL it once its
+    journal holds that many shard records."""
+    cmd = [sys.executable, "-m", "unicorn.cli", "run", str(config), "--out", str(out), "--no-report",
+           "--engine", engine]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    if kill_at is not None:
+        journal = out / "shards.jsonl"
+        while proc.poll() is None:
+            if journal.is_file() and journal.read_bytes().count(b"\n") >= kill_at:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    if kill_at is None and status != 0:
+        raise SystemExit(f"run failed: {err[-2000:]}")
+    return {"wall": time.perf_counter() - start, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def bare_encoders(rows: int = 2048) -> dict:
+    """Rows/s of each encoder alone at its best batch size, and of the two in sequence (what the job runs per row)."""
+    from unicorn.encoders import create_encoder
+    from unicorn.seeds import read_seeds
+
+    texts = [r["text"] for r in read_seeds(f"world:{rows}@9")[0]]
+    best = {}
+    for spec, precision in (("world", "float64"), ("st:default", "float32")):
+        encoder = create_encoder(spec).set_precision(precision)
+        encoder.encode_text(texts[:64], progress=False)
+        rates = {}
+        for batch in (64, 256, 1024):
+            start = time.perf_counter()
+            encoder.encode_text(texts, batch_size=batch, progress=False)
+            rates[batch] = rows / (time.perf_counter() - start)
+        best[spec] = max(rates.values())
+    best["both"] = 1 / sum(1 / v for v in best.values())
+    return best
+
+
+def read_stats(out: Path) -> dict:
+    manifest = json.loads((out / "manifest.json").read_text())
+    totals = manifest["totals"]
+    files = sum(1 for p in out.rglob("*") if p.is_file())
+    dedup_bytes = sum(p.stat().st_size for p in (out / "dedup_emb").glob("*.npy"))
+    return {"manifest": manifest, "rows": totals["rows"], "shards": totals["shards"], "files": files,
+            "seconds": totals["seconds"], "record_seconds": manifest["record_seconds"],
+            "startup": manifest.get("startup_seconds"), "dedup_file_bytes": dedup_bytes}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--ray", type=int, default=0, help="also run this many seeds on --engine ray")
+    parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(args.out or tempfile.mkdtemp(prefix="unicorn-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"runs in {work}; shard_size {args.shard_size}; {os.cpu_count()} CPUs", flush=True)
+    bare = bare_encoders()
+    print(f"bare encoders, best batch: world-CLIP text (float64) {bare['world']:.1f} rows/s, MiniLM "
+          f"{bare['st:default']:.1f} rows/s, both in sequence {bare['both']:.1f} rows/s", flush=True)  # fmt: skip
+
+    results = {}
+    for n in sizes:
+        config = config_for(work, n, args.shard_size)
+        out = work / f"run-{n}"
+        measured = run(config, out)
+        stats = read_stats(out)
+        results[n] = {**measured, **stats}
+        print(f"{n} seeds: {stats['rows']} rows in {measured['wall']:.1f} s, peak RSS {measured['rss_mib']:.0f} MiB",
+              flush=True)  # fmt: skip
+
+    header = (f"{'seeds':>8} {'rows':>8} {'rows/s':>7} {'x bare':>6} {'s/row':>9} {'dedup s/row':>11} "
+              f"{'embed s/row':>11} {'instr s/row':>11} {'record ms/shard':>15} {'write ms/shard':>14} "
+              f"{'RSS MiB':>8} {'files':>7} {'dedup B/row':>11}")  # fmt: skip
+    print("\n" + header)
+    for n, r in results.items():
+        s, rows, shards = r["seconds"], r["rows"], r["shards"]
+        print(f"{n:>8} {rows:>8} {rows / r['wall']:>7.1f} {rows / r['wall'] / bare['both']:>6.2f} "
+              f"{r['wall'] / rows:>9.5f} {s.get('dedup', 0) / rows:>11.6f} {s.get('embed', 0) / rows:>11.6f} "
+              f"{s.get('instruct', 0) / rows:>11.6f} {1000 * r['record_seconds'] / shards:>15.2f} "
+              f"{1000 * s.get('write', 0) / shards:>14.2f} {r['rss_mib']:>8.0f} {r['files']:>7} "
+              f"{r['dedup_file_bytes'] / rows:>11.0f}")  # fmt: skip
+    small, large = results[sizes[0]], results[sizes[-1]]
+    growth = (large["wall"] / large["rows"]) / (small["wall"] / small["rows"])
+    record_growth = (large["record_seconds"] / large["shards"]) / (small["record_seconds"] / small["shards"])
+    print(f"\nseconds per row at {sizes[-1]} / at {sizes[0]}: {growth:.3f} (goal <= 1.1); recording a shard: "
+          f"{record_growth:.3f} (goal <= 1.1); peak RSS: {large['rss_mib'] / small['rss_mib']:.3f}")
+
+    # kill at half and resume, at the middle size
+    n = sizes[len(sizes) // 2]
+    config = config_for(work, n, args.shard_size)
+    out = work / f"resume-{n}"
+    half = max(1, results[n]["shards"] // 2)
+    run(config, out, kill_at=half)
+    resumed = run(config, out)
+    stats = read_stats(out)
+    same = all((out / f"{d}").is_dir() for d in ("metadata",)) and all(
+        (out / "metadata" / p.name).read_bytes() == p.read_bytes() for p in (work / f"run-{n}" / "metadata").iterdir()
+    )
+    print(f"\nresume at {n} seeds after SIGKILL at {half} of {results[n]['shards']} shards: startup "
+          f"{stats['startup']:.2f} s (fresh run: {results[n]['startup']:.2f} s), resumed run {resumed['wall']:.1f} s "
+          f"(whole clean run {results[n]['wall']:.1f} s); metadata identical to the clean run: {same}")
+
+    if args.ray:
+        config = config_for(work, args.ray, args.shard_size)
+        local = work / f"run-{args.ray}"
+        if not local.is_dir():
+            run(config, local)
+        ray_out = work / f"ray-{args.ray}"
+        measured = run(config, ray_out, engine="ray")
+        stats = read_stats(ray_out)
+        identical = all(
+            (ray_out / rel).read_bytes() == (local / rel).read_bytes()
+            for rel in (p.relative_to(local) for d in ("metadata", "text_emb", "image_emb", "instructions")
+                        for p in (local / d).iterdir())
+        )  # fmt: skip
+        step_seconds = sum(v for k, v in stats["seconds"].items() if k in ("captions", "dedup", "instruct", "embed"))
+        print(f"\nray at {args.ray} seeds: {measured['wall']:.1f} s ({stats['rows'] / measured['wall']:.1f} rows/s), "
+              f"local {read_stats(local)['rows'] / run_wall(results, args.ray, local):.1f} rows/s; peak RSS "
+              f"(driver) {measured['rss_mib']:.0f} MiB; rows identical to local: {identical}; step seconds "
+              f"{step_seconds:.1f} of {measured['wall']:.1f} s wall (Ray's share at most "
+              f"{1 - step_seconds / measured['wall']:.1%})")
+
+
+def run_wall(results: dict, n: int, local: Path) -> float:
+    if n in results:
+        return results[n]["wall"]
+    return json.loads((local / "manifest.json").read_text())["wall_seconds"]
+
+
+if __name__ == "__main__":
+    main()
