@@ -128,8 +128,10 @@ def main() -> None:
     small, large = results[sizes[0]], results[sizes[-1]]
     growth = (large["wall"] / large["rows"]) / (small["wall"] / small["rows"])
     record_growth = (large["record_seconds"] / large["shards"]) / (small["record_seconds"] / small["shards"])
-    print(f"\nseconds per row at {sizes[-1]} / at {sizes[0]}: {growth:.3f} (goal <= 1.1); recording a shard: "
-          f"{record_growth:.3f} (goal <= 1.1); peak RSS: {large['rss_mib'] / small['rss_mib']:.3f}")
+    print(
+        f"\nseconds per row at {sizes[-1]} / at {sizes[0]}: {growth:.3f} (goal <= 1.1); recording a shard: "
+        f"{record_growth:.3f} (goal <= 1.1); peak RSS: {large['rss_mib'] / small['rss_mib']:.3f}"
+    )
 
     # kill at half and resume, at the middle size
     n = sizes[len(sizes) // 2]
@@ -142,9 +144,11 @@ def main() -> None:
     same = all((out / f"{d}").is_dir() for d in ("metadata",)) and all(
         (out / "metadata" / p.name).read_bytes() == p.read_bytes() for p in (work / f"run-{n}" / "metadata").iterdir()
     )
-    print(f"\nresume at {n} seeds after SIGKILL at {half} of {results[n]['shards']} shards: startup "
-          f"{stats['startup']:.2f} s (fresh run: {results[n]['startup']:.2f} s), resumed run {resumed['wall']:.1f} s "
-          f"(whole clean run {results[n]['wall']:.1f} s); metadata identical to the clean run: {same}")
+    print(
+        f"\nresume at {n} seeds after SIGKILL at {half} of {results[n]['shards']} shards: startup "
+        f"{stats['startup']:.2f} s (fresh run: {results[n]['startup']:.2f} s), resumed run {resumed['wall']:.1f} s "
+        f"(whole clean run {results[n]['wall']:.1f} s); metadata identical to the clean run: {same}"
+    )
 
     if args.ray:
         config = config_for(work, args.ray, args.shard_size)
@@ -160,11 +164,13 @@ def main() -> None:
                         for p in (local / d).iterdir())
         )  # fmt: skip
         step_seconds = sum(v for k, v in stats["seconds"].items() if k in ("captions", "dedup", "instruct", "embed"))
-        print(f"\nray at {args.ray} seeds: {measured['wall']:.1f} s ({stats['rows'] / measured['wall']:.1f} rows/s), "
-              f"local {read_stats(local)['rows'] / run_wall(results, args.ray, local):.1f} rows/s; peak RSS "
-              f"(driver) {measured['rss_mib']:.0f} MiB; rows identical to local: {identical}; step seconds "
-              f"{step_seconds:.1f} of {measured['wall']:.1f} s wall (Ray's share at most "
-              f"{1 - step_seconds / measured['wall']:.1%})")
+        print(
+            f"\nray at {args.ray} seeds: {measured['wall']:.1f} s ({stats['rows'] / measured['wall']:.1f} rows/s), "
+            f"local {read_stats(local)['rows'] / run_wall(results, args.ray, local):.1f} rows/s; peak RSS "
+            f"(driver) {measured['rss_mib']:.0f} MiB; rows identical to local: {identical}; step seconds "
+            f"{step_seconds:.1f} of {measured['wall']:.1f} s wall (Ray's share at most "
+            f"{1 - step_seconds / measured['wall']:.1%})"
+        )
 
 
 def run_wall(results: dict, n: int, local: Path) -> float:

@@ -73,8 +73,13 @@ def test_dedup_exact_and_semantic(minilm):
     again = dedup.decide(texts[2:], emb[2:])  # kept rows entered the state; a semantic duplicate never did
     assert [r for r, s in zip(again, second, strict=True) if s is None] == ["exact_duplicate"] * second.count(None)
     fresh = Deduplicator(minilm.dim, threshold=0.9)
-    assert fresh.decide(["x0", "x1", "x2", "x3", "x4"], emb) == [None, "semantic_duplicate", None, None,
-                                                                  "semantic_duplicate"]
+    assert fresh.decide(["x0", "x1", "x2", "x3", "x4"], emb) == [
+        None,
+        "semantic_duplicate",
+        None,
+        None,
+        "semantic_duplicate",
+    ]
 
 
 def test_diversity_figures():

@@ -1,6 +1,5 @@
 """Faults injected into a real run: the LLM server dies mid-run (a real `llama_cpp.server` on 127.0.0.1, killed)."""
 
-import json
 import signal
 import subprocess
 import sys

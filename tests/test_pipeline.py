@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from unicorn.cli import main
-from unicorn.pipeline.storage import RunFolder
 from unicorn.errors import InputError
 from unicorn.pipeline.config import load_config
+from unicorn.pipeline.storage import RunFolder
 from unicorn.pipeline.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,7 +119,9 @@ def to_format_1(run: Path, old: Path) -> None:
             new = shard_files(record["index"], version=1)[key]
             (old / rel).rename(old / new)
             files[new] = record["files"][rel]
-        entries.append({k: v for k, v in record.items() if k not in ("prev", "sha256", "seeds_sha256")} | {"files": files})
+        entries.append(
+            {k: v for k, v in record.items() if k not in ("prev", "sha256", "seeds_sha256")} | {"files": files}
+        )
     shutil.rmtree(old / "dedup_emb")
     (old / "shards.jsonl").unlink()
     body = {k: v for k, v in manifest.items() if k not in ("sha256", "totals", "journal")}
@@ -204,3 +206,22 @@ def test_approximate_dedup_finds_every_planted_duplicate_and_invents_none():
     for start in range(half, len(x), 500):
         rest += again.decide(texts[start : start + 500], x[start : start + 500])
     assert rest == decisions[half:]
+
+
+def test_shard_replies_carry_what_was_paid_for_to_any_later_worker(tmp_path):
+    """Each worker's SQLite cache stays on its own disk; the replies it paid for travel with the shard, so a worker
+    started later, on another machine, finds them (here: two cache files that never read each other)."""
+    from unicorn.llm import Completion, RequestCache
+    from unicorn.llm.cache import load_shard_replies, store_shard_replies
+
+    first = RequestCache(tmp_path / "node-a" / "worker.sqlite")
+    first.put("k1", Completion("one"))
+    first.put("k2", Completion("two"))
+    assert store_shard_replies(first, tmp_path / "run", 3, "captions") == 2
+    first.put("k3", Completion("three"))  # the same shard, a later call: the file gains it
+    assert store_shard_replies(first, tmp_path / "run", 3, "captions") == 1
+    later = RequestCache(tmp_path / "node-b" / "worker.sqlite")
+    assert later.get_many(["k1"]) == [None]
+    assert load_shard_replies(later, tmp_path / "run", 3, "captions") == 3
+    assert [c.text for c in later.get_many(["k1", "k2", "k3"])] == ["one", "two", "three"]
+    assert load_shard_replies(later, tmp_path / "run", 4, "captions") == 0  # another shard: nothing

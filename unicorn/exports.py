@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 from modality_transfer.io import atomic_path
 
+from .errors import InputError
 from .pipeline.storage import iter_shards, run_totals
 
 

@@ -69,7 +69,9 @@ class SeedStream:
         self.reader = SeedReader(source, max_chars)
         schema, sep, rest = source.partition(":")
         if sep and schema in ("world", "hf", "domain"):
-            self._rows = {"world": _world, "hf": _hf, "domain": lambda r, x: _domain(r, Path(x))}[schema](self.reader, rest)
+            self._rows = {"world": _world, "hf": _hf, "domain": lambda r, x: _domain(r, Path(x))}[schema](
+                self.reader, rest
+            )
             if schema == "domain" and not Path(rest).is_file():
                 raise InputError(f"class-label file {rest} not found")
         else:

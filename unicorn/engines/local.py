@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ServiceUnavailable
+from ..llm.cache import load_shard_replies
 from ..pipeline.shard import finish_shard
 from ..steps import ORDER, Runtime, build_step, run_step, seed_columns
 
@@ -26,7 +27,7 @@ class LocalEngine:
 
     def run(self, shards, state, folder, record) -> None:
         """Make each (index, seed rows) of `shards` (the ones still to do, in order) and `record` it."""
-        # writes cache.sqlite, reads any files a Ray run left
+        # writes cache.sqlite (the run folder of a local run is on this machine), reads what a Ray run left
         runtime = Runtime(run_dir=str(folder.root), threads=self.config.threads)
         self.steps = {name: build_step(name, self.config, runtime) for name in ORDER}
         rebuild_ordered(self.steps.values(), state, folder)
@@ -34,7 +35,10 @@ class LocalEngine:
             batch, runs = seed_columns(seeds), {}
             try:
                 for name in ORDER:
-                    batch, runs[name] = run_step(self.steps[name], batch)
+                    step = self.steps[name]
+                    if getattr(step.llm, "cache", None) is not None:  # replies a Ray worker stored for this shard
+                        load_shard_replies(step.llm.cache, folder.root, index, name)
+                    batch, runs[name] = run_step(step, batch)
             except ServiceUnavailable as e:
                 raise e.at_shard(index) from None
             result = finish_shard(index, len(seeds), batch, runs)

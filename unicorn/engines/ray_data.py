@@ -10,8 +10,10 @@ every shard in order, so it runs on the driver between the two halves (a barrier
 are written by workers (each under a temporary name), and only the driver writes the manifest, so a driver killed
 at any point leaves complete shards or none; a multi-node run needs `--out` on a file system every node mounts.
 
-Request cache: each LLM actor writes its own SQLite file under `OUT/cache/` and reads every file there (and the
-local engine's `OUT/cache.sqlite`), so no reply is paid for twice across actors, nodes, resumes or engines.
+Request cache: each LLM actor keeps its SQLite cache on its own machine's local disk (never SQLite on the shared
+folder) and stores the replies it paid for with each shard, `OUT/replies/<shard>-<step>.jsonl`, written whole by
+that one worker; whichever actor works on a shard later (after a kill, on another node, started later) reads that
+shard's file first, so no reply is paid for twice across actors, nodes, resumes or engines.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import numpy as np
 
 from ..errors import InputError, ServiceUnavailable
+from ..llm.cache import load_shard_replies, store_shard_replies
 from ..pipeline.shard import finish_shard
 from ..steps import (
     ORDER,
@@ -65,12 +68,22 @@ def shard_row(index: int, seeds: int, runs: dict, columns: Columns) -> dict:
     return {"index": int(index), "seeds": int(seeds), "runs": json.dumps(runs), **pack(columns)}
 
 
-def apply_step(step, row: dict) -> dict:
-    """Run `step` on the shard in `row` (through run_step, as every engine does); the shard's next row."""
+def apply_step(step, row: dict, run_dir: str | None = None) -> dict:
+    """Run `step` on the shard in `row` (through run_step, as every engine does); the shard's next row. With
+    `run_dir`, the replies its LLM pays for are stored with the shard, and those an earlier attempt stored are
+    used first (`llm.cache.load_shard_replies`)."""
+    cache = getattr(step.llm, "cache", None) if run_dir else None
+    index = int(row["index"])
+    if cache is not None:
+        load_shard_replies(cache, run_dir, index, step.name)
     try:
         columns, run = run_step(step, unpack(row))
     except ServiceUnavailable as e:
+        if cache is not None:
+            store_shard_replies(cache, run_dir, index, step.name)  # what it did receive is kept
         raise e.at_shard(row["index"]) from None
+    if cache is not None:
+        store_shard_replies(cache, run_dir, index, step.name)
     runs = json.loads(row["runs"])
     runs[step.name] = {"seconds": run.seconds, "counters": run.counters}
     return shard_row(row["index"], row["seeds"], runs, columns)
@@ -81,10 +94,11 @@ class StepActor:
 
     def __init__(self, name: str, config, runtime: Runtime) -> None:
         self.step = build_step(name, config, runtime)
+        self.run_dir = runtime.run_dir
 
     def __call__(self, batch: dict) -> dict:
         # Ray hands a batch as columns; each of its rows is one shard
-        return rows_to_columns([apply_step(self.step, row) for row in columns_to_rows(batch)])
+        return rows_to_columns([apply_step(self.step, row, self.run_dir) for row in columns_to_rows(batch)])
 
 
 def write_shards(batch: dict, root: str) -> dict:

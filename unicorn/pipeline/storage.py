@@ -414,8 +414,8 @@ class RunFolder:
     def finish(self, manifest: dict, state: RunState, **extra) -> dict:
         """Mark the run complete: the header gains the totals and pins the journal (record count, last checksum)."""
         self.close()
-        manifest.update(complete=True, totals=state.totals(), journal={"records": state.records,
-                                                                      "last_sha256": state.last_sha}, **extra)  # fmt: skip
+        pinned = {"records": state.records, "last_sha256": state.last_sha}
+        manifest.update(complete=True, totals=state.totals(), journal=pinned, **extra)
         self.write_manifest(manifest)
         return manifest
 

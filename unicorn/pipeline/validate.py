@@ -93,9 +93,7 @@ def _check_shard(folder: RunFolder, entry: dict, problems: list[str]) -> tuple[i
     for name, emb in (("text", text), ("image", image)):
         norms = np.linalg.norm(emb.astype(np.float32), axis=1)
         if len(norms) and (not np.isfinite(norms).all() or np.abs(norms - 1).max() > 1e-2):
-            problems.append(
-                f"shard {i}: {name} embeddings are not unit norm (max error {np.abs(norms - 1).max():.3g})"
-            )
+            problems.append(f"shard {i}: {name} embeddings are not unit norm (max error {np.abs(norms - 1).max():.3g})")
     if "dedup_emb" in files and len(np.load(folder.root / files["dedup_emb"])) != n:
         problems.append(f"shard {i}: dedup vectors do not match its rows")
     if len(set(meta["id"])) != n:

@@ -25,9 +25,10 @@ Columns = dict[str, Any]  # column name -> list or np.ndarray, all of one length
 class Runtime:
     """How a step runs, never what it writes: none of this enters the config's checksum.
 
-    run_dir: the run folder whose request cache the step's LLM uses (None: no cache). per_process: write this
-    process's own cache file, `cache/<host>-<pid>.sqlite`, instead of the run's `cache.sqlite`, so that many
-    workers never write one SQLite file (which a network file system would not lock safely); every file is read.
+    run_dir: the run folder whose request cache the step's LLM uses (None: no cache). per_process: a worker of a
+    cluster: its SQLite cache lives on this machine's local disk (SQLite's WAL does not work over a network file
+    system, where the run folder may be), and the engine stores each shard's replies with the shard
+    (`replies/`); the run's `cache.sqlite` and earlier runs' `cache/*.sqlite` are still read.
     threads: CPU threads for an in-process model; gpus: GPUs this worker holds (vLLM's tensor parallelism).
     """
 
@@ -40,15 +41,23 @@ class Runtime:
         if self.run_dir is None:
             return None
         import glob
+        import hashlib
         import os
         import socket
+        import tempfile
 
         from ..llm import RequestCache
 
         main = os.path.join(self.run_dir, "cache.sqlite")
-        mine = os.path.join(self.run_dir, "cache", f"{socket.gethostname()}-{os.getpid()}.sqlite")
-        others = sorted(glob.glob(os.path.join(self.run_dir, "cache", "*.sqlite")))
-        return RequestCache(mine if self.per_process else main, read_also=[main, *others])
+        run_id = hashlib.sha256(os.path.abspath(self.run_dir).encode()).hexdigest()[:16]
+        here = os.path.join(tempfile.gettempdir(), "unicorn-cache", run_id)  # this machine's local disk
+        local = os.path.join(here, f"{socket.gethostname()}-{os.getpid()}.sqlite")
+        # this machine's earlier workers of the run (a killed actor's replies of a shard it never finished), and
+        # format-1 runs' worker files in the run folder
+        others = sorted(glob.glob(os.path.join(here, "*.sqlite"))) + sorted(
+            glob.glob(os.path.join(self.run_dir, "cache", "*.sqlite"))
+        )
+        return RequestCache(local if self.per_process else main, read_also=[main, *others])
 
 
 NO_RUNTIME = Runtime()  # no request cache, default threads
