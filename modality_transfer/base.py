@@ -33,6 +33,7 @@ class Projector:
 
     name: ClassVar[str]
     data: ClassVar[str] = "none"
+    renormalise: ClassVar[bool] = True  # False: outputs keep the length the method's arithmetic gives them
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}  # constructor arguments, saved in config.json
@@ -70,7 +71,8 @@ class Projector:
         return self
 
     def transform(self, text: np.ndarray, *, chunk_size: int = 65536) -> np.ndarray:
-        """Map text embeddings (n, dim) to L2-normalised synthetic image embeddings (n, dim), float32."""
+        """Map text embeddings (n, dim) to synthetic image embeddings (n, dim), float32, L2-normalised unless the
+        method's published arithmetic says otherwise (`renormalise = False`)."""
         if not self.fitted:
             raise InputError(f"projector '{self.name}' is not fitted")
         text = np.asarray(text)
@@ -92,7 +94,8 @@ class Projector:
         if not self.fitted:
             raise InputError(f"projector '{self.name}' is not fitted")
         chunk = check_embeddings(chunk, "text embeddings", dim=self.dim, row_offset=start)
-        return l2_normalize(self._transform(l2_normalize(chunk), start))
+        out = self._transform(l2_normalize(chunk), start)
+        return l2_normalize(out) if self.renormalise else np.ascontiguousarray(out, dtype=np.float32)
 
     def state_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
         """The name and shape of every fitted array, for strict loading."""

@@ -11,10 +11,11 @@ from .base import CONFIG_NAME, FORMAT, VERSION, Projector
 from .contrastive import Contrastive
 from .errors import InputError
 from .learned import Learned
-from .methods import Center, Identity, Linear, MeanShift, Noise, Procrustes, ReAlign
+from .methods import Center, Identity, Linear, MeanShift, Noise, Procrustes, ReAlign, UnicornReleased
 
 _REGISTRY: dict[str, type[Projector]] = {
-    cls.name: cls for cls in (Identity, Center, MeanShift, Noise, ReAlign, Linear, Procrustes, Learned, Contrastive)
+    cls.name: cls
+    for cls in (Identity, Center, MeanShift, UnicornReleased, Noise, ReAlign, Linear, Procrustes, Learned, Contrastive)
 }
 
 

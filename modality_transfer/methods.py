@@ -21,7 +21,8 @@ class Identity(Projector):
 
 
 class Center(Projector):
-    """Subtract the text mean and renormalise (C3 "connect/collapse"; Unicorn's released code)."""
+    """Subtract the text mean and renormalise (C3's "collapse" step, Zhang et al. 2024). Unicorn's released code
+    subtracts the same mean but does not renormalise: that is `unicorn_released`."""
 
     name = "center"
 
@@ -36,7 +37,8 @@ class Center(Projector):
 
 
 class MeanShift(Projector):
-    """u - mean_text + mean_image, renormalised (Unicorn's formula; unpaired statistics)."""
+    """u - mean_text + mean_image, renormalised (the Unicorn paper's formula, Sec. 3.3; unpaired statistics). The
+    released code adds no image mean and does not renormalise: that is `unicorn_released`."""
 
     name = "mean_shift"
     data = "unpaired"
@@ -49,6 +51,25 @@ class MeanShift(Projector):
 
     def _transform(self, x, start):
         return x - self.state["text_mean"] + self.state["image_mean"]
+
+
+class UnicornReleased(Projector):
+    """Stage 3 exactly as Unicorn's released code does it (`data/embed_mean.py`, Yu-xm/Unicorn): each text embedding
+    L2-normalised, minus the mean normalised text embedding of the fitting set; no image mean is added and the
+    result is not renormalised (its norm is below 1). Fitted on text alone."""
+
+    name = "unicorn_released"
+    renormalise = False
+
+    def state_shapes(self, dim):
+        return {"text_mean": (dim,)}
+
+    def _fit(self, text, image):
+        # the released script sums float32 embeddings and divides by the count
+        return {"text_mean": text.astype(np.float32).sum(0) / np.float32(len(text))}
+
+    def _transform(self, x, start):
+        return x - self.state["text_mean"]
 
 
 class Noise(Projector):
@@ -80,7 +101,10 @@ class Noise(Projector):
 
 
 class ReAlign(Projector):
-    """Trace-scaled shift then spherical re-centring on the image mean (ReAlign; unpaired)."""
+    """ReAlign (Yu et al. 2026, arXiv 2602.07026, the alignment behind their ReVision training recipe), unpaired:
+    anchor alignment (text mean out, image mean in), trace alignment (the residual scaled so its total variance
+    matches the images'), then centroid alignment (after projecting onto the sphere, the spherical mean moved onto
+    the image mean)."""
 
     name = "realign"
     data = "unpaired"

@@ -13,7 +13,8 @@ def test_save_load_roundtrip(method, pairs, tmp_path):
     projector = create_projector(method).fit(text[:200], image[:200])
     out = projector.transform(text[200:])
     assert out.shape == (100, text.shape[1]) and out.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    if projector.renormalise:  # unicorn_released keeps the released arithmetic's shorter vectors
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     projector.save(tmp_path / method)
     loaded = load_projector(tmp_path / method)
     np.testing.assert_allclose(loaded.transform(text[200:]), out, atol=1e-6)
@@ -179,3 +180,21 @@ def test_transform_file_refuses_a_truncated_file(pairs, tmp_path):
     with pytest.raises(InputError, match="truncated at row 250"):
         transform_file(projector, tmp_path / "cut.npy", tmp_path / "bad.npy", chunk_size=50)
     assert not list(tmp_path.glob("*bad.npy*"))
+
+
+def test_unicorn_released_is_the_published_arithmetic():
+    """Unicorn's data/embed_mean.py: normalised text embeddings, minus their float32 mean; no image mean, no
+    renormalisation. The oracle is that arithmetic written out here, not the projector's code."""
+    rng = np.random.default_rng(3)
+    text = rng.standard_normal((50, 16)).astype(np.float32) * rng.uniform(0.5, 2, (50, 1)).astype(np.float32)
+    unit = text / np.linalg.norm(text, axis=1, keepdims=True)
+    mean = np.zeros(16, np.float32)
+    for row in unit:  # the released loop: text_mean += embed, then / total
+        mean += row
+    mean /= len(unit)
+    expected = unit - mean
+    projector = create_projector("unicorn_released").fit(text)
+    out = projector.transform(text)
+    assert np.allclose(out, expected, atol=1e-6)
+    assert not np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-3)  # not renormalised, as released
+    assert not np.allclose(out, create_projector("center").fit(text).transform(text))  # center renormalises

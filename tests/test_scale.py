@@ -156,9 +156,15 @@ def test_streamed_exports_equal_the_in_memory_exports(clean, tmp_path):
                           for meta, _, image, _ in shards.values()])  # fmt: skip
     assert main(["export", str(run), "--format", "llava", "--out", str(tmp_path / "llava")]) == 0
     out = tmp_path / "llava"
-    assert (out / "llava.json").read_text() == json.dumps(conversations, ensure_ascii=False)  # byte for byte
+    captions = {i: c for meta, *_ in shards.values() for i, c in zip(meta["id"], meta["caption"], strict=True)}
+    with_captions = [{**c, "caption": captions[c["image"]]} for c in conversations]
+    assert (out / "llava.json").read_text() == json.dumps(with_captions, ensure_ascii=False)  # byte for byte
+    assert [r["caption"] for r in json.loads((out / "pretrain.json").read_text())] == list(captions.values())
     assert (out / "embedding_ids.json").read_text() == json.dumps(ids)
-    assert np.load(out / "embeddings.npy").tobytes() == emb.tobytes() and np.load(out / "embeddings.npy").dtype == "f2"
+    assert main(["export", str(run), "--format", "llava", "--dtype", "float16", "--out", str(tmp_path / "f16")]) == 0
+    stored = np.load(tmp_path / "f16" / "embeddings.npy")
+    assert stored.tobytes() == emb.tobytes() and stored.dtype == "f2"
+    assert np.array_equal(np.load(out / "embeddings.npy"), emb.astype(np.float32))  # float32 by default
     assert main(["export", str(run), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
     ds = datasets.load_from_disk(str(tmp_path / "hf" / "dataset"))
     by_image = {}

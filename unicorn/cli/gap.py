@@ -31,8 +31,10 @@ def add_commands(commands) -> None:
 
     fit = sub.add_parser("fit", help="fit one projector and save it to a folder")
     fit.add_argument("--method", required=True, choices=list_projectors())
-    fit.add_argument("--text", required=True)
-    fit.add_argument("--image")
+    fit.add_argument("--text", help="text embeddings .npy (n, dim)")
+    fit.add_argument("--image", help="image embeddings .npy, row-aligned with --text")
+    fit.add_argument("--pairs", help='JSONL of {"image": PATH, "caption": TEXT}: embedded with --encoder, then fitted')
+    fit.add_argument("--encoder", help="with --pairs: the CLIP to fit for, e.g. openclip:ViT-B-32/laion2b_s34b_b79k")
     fit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
     fit.add_argument("--out", required=True, help="projector folder to write")
     fit.set_defaults(run=_fit)
@@ -103,8 +105,20 @@ def _parse_params(items: list[str]) -> dict:
 
 def _fit(args) -> int:
     projector = create_projector(args.method, **_parse_params(args.param))
-    text = load_npy(args.text, "text embeddings")
-    image = load_npy(args.image, "image embeddings") if args.image else None
+    if args.pairs:
+        if args.text or args.image:
+            raise InputError("give --pairs (with --encoder) or --text/--image, not both")
+        if not args.encoder:
+            raise InputError("--pairs needs --encoder (the CLIP whose gap to fit, e.g. openclip:ARCH/PRETRAINED)")
+        from unicorn.encoders.pairs import embed_pairs
+
+        text, image = embed_pairs(args.encoder, args.pairs)
+        print(f"embedded {len(text)} pairs with {args.encoder}")
+    else:
+        if not args.text:
+            raise InputError("give --text (and --image for paired methods), or --pairs with --encoder")
+        text = load_npy(args.text, "text embeddings")
+        image = load_npy(args.image, "image embeddings") if args.image else None
     projector.fit(text, image)
     projector.save(args.out)
     print(f"fitted '{args.method}' on {len(text)} rows of dimension {projector.dim}; saved to {args.out}")

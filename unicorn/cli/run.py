@@ -29,9 +29,18 @@ def add_commands(commands) -> None:
     idx.add_argument("--out", help="index folder (default: DIR/index)")
     idx.set_defaults(run=_index)
 
-    exp = commands.add_parser("export", help="export a run for a VLM trainer")
+    exp = commands.add_parser(
+        "export",
+        help="export a run for a VLM trainer: unicorn (Unicorn's released trainer, unchanged), llava (LLaVA-shaped "
+        "JSON whose image is an embedding id), hf (a typed datasets dataset)",
+    )
     exp.add_argument("dir")
-    exp.add_argument("--format", choices=("llava", "hf"), required=True)
+    exp.add_argument("--format", choices=("unicorn", "llava", "hf"), required=True)
+    exp.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                     help="with unicorn or llava: the embeddings' type (a float32 model needs float32)")  # fmt: skip
+    exp.add_argument("--embeddings", default="synthetic", choices=("synthetic", "released"),
+                     help="with unicorn: the run's projected embeddings, or stage 3 as Unicorn released it (text "
+                     "embeddings minus their mean)")  # fmt: skip
     exp.add_argument("--out", required=True)
     exp.add_argument("--push-to-hub", metavar="REPO", help="with --format hf: also push to this hub repo")
     exp.add_argument(
@@ -86,10 +95,13 @@ def _index(args) -> int:
 
 
 def _export(args) -> int:
-    from ..exports import export_hf, export_llava
+    from ..exports import export_hf, export_llava, export_unicorn
 
     if args.format == "llava":
-        print(json.dumps(export_llava(args.dir, args.out)))
+        print(json.dumps(export_llava(args.dir, args.out, dtype=args.dtype)))
+        return 0
+    if args.format == "unicorn":
+        print(json.dumps(export_unicorn(args.dir, args.out, dtype=args.dtype, embeddings=args.embeddings)))
         return 0
     result = export_hf(args.dir, args.out, caption_only=not args.drop_caption_only)
     if args.push_to_hub:

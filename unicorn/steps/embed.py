@@ -57,7 +57,10 @@ class EmbedStep(Step):
             emb = self.encoder.encode_text([batch["caption"][i] for i in live], batch_size=self.config.batch_size)
             middle = time.perf_counter()
             text[live] = emb
-            image[live] = self.projector.transform(emb)
+            mapped = self.projector.transform(emb)
+            # the run folder stores unit vectors (the clip-retrieval layout's promise); a method whose published
+            # arithmetic leaves them shorter (unicorn_released) is exported exactly by `export --format unicorn`
+            image[live] = mapped / np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
             self.seconds["encoder_seconds"] += middle - start
             self.seconds["projector_seconds"] += time.perf_counter() - middle
         return {**batch, "text_emb": text, "image_emb": image}

@@ -10,12 +10,13 @@ question answering over ProVision-style questions (question embedding + image em
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from modality_transfer import create_projector, list_projectors
+from modality_transfer import create_projector, list_projectors, load_projector
 
 from ..encoders.base import Encoder
 from ..errors import InputError
@@ -64,8 +65,8 @@ class BenchConfig:
             raise InputError(f"train_noise must be in [0, 10], got {self.train_noise}")
         known = list_projectors()
         for p in self.projectors:
-            if p not in known:
-                raise InputError(f"unknown projector '{p}'; choose from {', '.join(known)}")
+            if p not in known and not Path(p).is_dir():
+                raise InputError(f"unknown projector '{p}'; choose from {', '.join(known)}, or a fitted folder")
 
 
 def embed_scenes(encoder: Encoder, scenes: list[SceneGraph], seed: int, size: int = 64):
@@ -137,6 +138,9 @@ def world_bench(encoder: Encoder, config: BenchConfig, *, log=print) -> dict:
 
     sources = {"real": None, "raw_text": None}
     for name in config.projectors:
+        if name not in list_projectors():  # a fitted projector folder (`unicorn gap fit`), used as it is
+            sources[name] = load_projector(name)
+            continue
         params = {"seed": seed} if name in ("noise", "contrastive") else {}
         sources[name] = create_projector(name, **params).fit(fit_txt, fit_img)
 
