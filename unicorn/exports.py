@@ -79,8 +79,8 @@ def _dtype(name: str):
 
 def pretrain_row(row_id: str, caption: str) -> dict:
     """A caption row as LLaVA/Bunny stage-1 data: two turns, the image then its caption."""
-    return {"id": row_id, "image": row_id, "caption": caption,
-            "conversations": [{"from": "human", "value": PRETRAIN_PROMPT}, {"from": "gpt", "value": caption}]}  # fmt: skip
+    turns = [{"from": "human", "value": PRETRAIN_PROMPT}, {"from": "gpt", "value": caption}]
+    return {"id": row_id, "image": row_id, "caption": caption, "conversations": turns}
 
 
 def _check_out_free(out) -> None:
@@ -230,8 +230,10 @@ def export_unicorn(
                         flush()
                 counts["embeddings"] += len(captions)
                 for conv in shard.instructions:
-                    instructions.add({"id": conv["image"], "caption": captions[conv["image"]],
-                                      "conversation_id": conv["id"], "conversations": conv["conversations"]})  # fmt: skip
+                    row_id = conv["image"]
+                    turns = conv["conversations"]
+                    instructions.add({"id": row_id, "caption": captions[row_id], "conversation_id": conv["id"],
+                                      "conversations": turns})  # fmt: skip
             flush()
             pretrain.close()
             instructions.close()
