@@ -1,5 +1,6 @@
 import contextlib
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 
 from modality_transfer.datasets import synthetic_pairs
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the workplace's real third-party data; UNICORN_SHARED_DATA points elsewhere (tests that need it skip without it)
+SHARED = Path(os.environ.get("UNICORN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 COCO500 = SHARED / "coco500_clip_vitb16"
 
 
@@ -66,3 +68,11 @@ def ray_local():
         yield ray
     finally:
         ray.shutdown()
+
+
+def pytest_report_header(config):
+    """Say where the shared third-party data is read from, so tests that skip without it never skip unseen."""
+    state = (
+        "found" if SHARED.is_dir() else "MISSING: the tests that need it skip; set UNICORN_SHARED_DATA to its folder"
+    )
+    return f"shared data: {SHARED} ({state})"

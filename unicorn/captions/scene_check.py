@@ -181,12 +181,14 @@ def check_instances(caption: str, categories: set[str]) -> SceneCheck:
     return out
 
 
-def check_caption(caption: str, scene: dict | None) -> SceneCheck | None:
-    """The check for a row's scene: world objects, COCO-style instances, or None when the row has no scene."""
-    if not scene:
-        return None
-    if scene.get("objects") and isinstance(scene["objects"][0], dict) and "shape" in scene["objects"][0]:
-        return check_world(caption, scene)
-    if scene.get("instances"):
-        return check_instances(caption, {str(i["category"]).lower() for i in scene["instances"]})
+def check_caption(caption: str, scene) -> SceneCheck | None:
+    """The check for a row's context (`RowContext`, or its dict): world objects, the categories of boxes, or None
+    when the row has none."""
+    from ..context import RowContext
+
+    context = scene if isinstance(scene, RowContext) else RowContext.decode(scene)
+    if context.is_world:
+        return check_world(caption, context.data)
+    if context.is_boxes:
+        return check_instances(caption, context.categories)
     return None

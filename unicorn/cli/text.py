@@ -154,14 +154,16 @@ def _instruct(args) -> int:
         config = dataclasses.replace(
             base, instruct=dataclasses.replace(base.instruct, llm_share=share, programs=programs)
         )
+        from ..instruct.from_programs import row_context
+
         found = read_jsonl(path, what)[: args.limit]
         batch = {"id": [], "caption": [], "scene": [], "reject": []}
         for n, r in enumerate(found):
             text = r.get("caption", r.get("text"))
-            scene = r.get("scene") or ({"instances": r["instances"]} if "instances" in r else None)
+            scene = row_context(r)  # a world `scene`, COCO-style `instances`, or none
             batch["id"].append(str(r.get("id", n)))
             batch["caption"].append(text if isinstance(text, str) else "")
-            batch["scene"].append(json.dumps(scene) if scene else None)
+            batch["scene"].append(scene.encode())
             empty = share and (not isinstance(text, str) or not text.strip())
             batch["reject"].append("empty caption" if empty else None)
         shard = config.shard_size

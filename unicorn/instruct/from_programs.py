@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..context import NO_CONTEXT, RowContext
 from ..errors import InputError
 from ..hashing import stable_int
 from .conversations import to_llava
 from .programs import balance, generate, things_from_instances, things_from_scene, world_vocab
 
 
-def _things(row: dict):
-    if "scene" in row and row["scene"] is not None:
-        from ..world.scene import SceneGraph
-
-        return things_from_scene(SceneGraph.from_dict(row["scene"]))
+def row_context(row: dict) -> RowContext:
+    """A program row's context: `context` (a RowContext), or a `scene` dict, or COCO-style `instances`."""
+    if isinstance(row.get("context"), RowContext):
+        return row["context"]
+    if row.get("scene") is not None:
+        return RowContext.decode(row["scene"])
     if "instances" in row:
-        return things_from_instances(row["instances"])
-    raise InputError(f"row {row.get('id')!r} has neither a 'scene' nor 'instances' to ask about")
+        return RowContext.boxes(row["instances"])
+    return NO_CONTEXT
+
+
+def _things(row: dict):
+    context = row_context(row)
+    if context.is_world:
+        return things_from_scene(context.scene_graph())
+    if context.is_boxes:
+        return things_from_instances(context.instances)
+    raise InputError(f"row {row.get('id')!r} has neither a world scene nor boxes to ask about")
 
 
 def program_conversations(
@@ -29,7 +40,7 @@ def program_conversations(
         raise InputError(f"turns must be >= 1, got {turns}")
     parsed = [(row, _things(row)) for row in rows]
     if vocab is None:
-        world = all("scene" in r for r, _ in parsed)
+        world = all(row_context(r).is_world for r, _ in parsed)
         vocab = world_vocab() if world else {"name": tuple(sorted({t.name for _, ts in parsed for t in ts}))}
     asked = []
     for row, things in parsed:

@@ -66,14 +66,12 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1}
 
 
-def context_words(caption: str, scene: dict | None = None) -> set[str]:
-    words = content_words(caption)
-    for o in (scene or {}).get("objects", []):
-        if isinstance(o, dict):
-            words |= content_words(" ".join(str(o.get(k, "")) for k in ("shape", "colour", "size", "texture")))
-    for inst in (scene or {}).get("instances", []):
-        words |= content_words(str(inst.get("category", "")))
-    return words
+def context_words(caption: str, scene=None) -> set[str]:
+    """The caption's content words and the context's own (world attributes or box categories)."""
+    from ..context import RowContext
+
+    context = scene if isinstance(scene, RowContext) else RowContext.decode(scene)
+    return content_words(caption) | content_words(" ".join(context.words()))
 
 
 def _share(words: set[str], context: set[str]) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from ..context import RowContext
 from ..errors import InputError
 from ..hashing import stable_int
 from ..llm import LLM, SamplingParams
@@ -37,18 +38,19 @@ def kind_schema(kind: str) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def context_text(scene: dict | None, caption: str) -> str:
+def context_text(scene, caption: str) -> str:
     """LLaVA's symbolic context: the captions, then one `category: [x1, y1, x2, y2]` line per object."""
-    if not scene or "instances" not in scene:
+    context = RowContext.decode(scene)
+    if not context.is_boxes:
         return caption
-    lines = list(scene.get("captions") or [caption])
-    lines += [f"{i['category']}: [{', '.join(f'{v:.2f}' for v in i['bbox'])}]" for i in scene["instances"]]
+    lines = context.captions(caption)
+    lines += [f"{i['category']}: [{', '.join(f'{v:.2f}' for v in i['bbox'])}]" for i in context.instances]
     return "\n".join(lines)
 
 
-def captions_text(scene: dict | None, caption: str) -> str:
+def captions_text(scene, caption: str) -> str:
     """The row's captions as one text (LLaVA's five, or the one caption): what a long answer is compared with."""
-    return " ".join((scene or {}).get("captions") or [caption])
+    return " ".join(RowContext.decode(scene).captions(caption))
 
 
 def answer_cosines(encoder, answers: list[str], references: list[str]) -> list[float]:

@@ -106,6 +106,7 @@ def markdown(s: RunSummary, images: list[str]) -> str:
 
     div_header = ["set", *next(iter(s.diversity.values()))]
     md = ["# Unicorn run report", "", f"{s.shards} shards, {s.rows} rows at {s.rows_per_second:.2f} rows/s.", ""]
+    md += ["## What the figures cover", "", *table(["figure", "covers"], s.coverage), ""]
     md += ["## Counts", "", *table(["stage", "count"], s.counts), ""]
     md += ["## Time per stage", "", *table(["step", "seconds", "share"], s.seconds), ""]
     md += ["## Diversity", "", *table(div_header, [[k, *v.values()] for k, v in s.diversity.items()]), ""]
@@ -133,6 +134,8 @@ def page(s: RunSummary, images: list[str]) -> str:
         f"<style>{STYLE}</style></head><body>",
         "<h1>Unicorn run report</h1>",
         f"<p>{s.shards} shards, {s.rows} rows at {s.rows_per_second:.2f} rows/s.</p>",
+        "<h2>What the figures cover</h2>",
+        table(["figure", "covers"], s.coverage),
         "<h2>Counts</h2>",
         table(["stage", "count"], s.counts),
         "<h2>Time per stage</h2>",

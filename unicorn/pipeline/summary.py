@@ -4,7 +4,6 @@ tower and rows carry scenes), and sample rows. `report.py` turns a RunSummary in
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 
 from ..captions.diversity import diversity
+from ..context import RowContext
 from ..seeds import SKIPS
 from .shard import reason_kind
 from .storage import RunFolder, iter_shards, run_totals
@@ -39,6 +39,7 @@ class RunSummary:
     seed_captions: list[str] = field(default_factory=list)
     llm_captions: list[str] = field(default_factory=list)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # text, synthetic image[, real image]
+    coverage: list[tuple[str, str]] = field(default_factory=list)  # (figure, what it covers and what it cannot see)
 
 
 def _real_images(encoder, scenes: list[dict]) -> np.ndarray:
@@ -71,9 +72,13 @@ def summarise_run(root: str | Path, *, encoder=None, max_rows: int = MAX_ROWS) -
     llm_rows = [c for c, p in zip(meta.get("caption", []), provenance, strict=True) if p != "seed"]
 
     gap, real = {}, None
-    with_scene = [k for k, s in enumerate(meta.get("scene", [])) if s][:MAX_REAL]
+    contexts = [RowContext.decode(s) for s in meta.get("scene", [])]
+    # real images exist only where a renderer does: world scenes; boxes and plain captions have none (the report
+    # says so instead of comparing against nothing)
+    with_scene = [k for k, c in enumerate(contexts) if c.is_world][:MAX_REAL]
+    kinds = Counter(c.kind for c in contexts)
     if encoder is not None and getattr(encoder, "has_image", False) and with_scene:
-        real = _real_images(encoder, [json.loads(meta["scene"][k]) for k in with_scene])
+        real = _real_images(encoder, [contexts[k].data for k in with_scene])
         idx = np.arange(len(with_scene))
         for name, emb in (("raw text", text[with_scene]), ("synthetic", image[with_scene])):
             gap[name] = {
@@ -108,6 +113,23 @@ def summarise_run(root: str | Path, *, encoder=None, max_rows: int = MAX_ROWS) -
     ]
     wall = seconds["total"] or 1e-9
     embeddings = {"text": text, "synthetic image": image} | ({"real image": real} if real is not None else {})
+    coverage = [
+        ("counts, seconds, reject reasons", f"every row of the run ({totals['rows']} rows)"),
+        ("diversity, samples, plots", f"the first {len(meta.get('id', []))} rows, in shard order"),
+        ("row context", f"world scene graphs {kinds['world']}, captions + boxes {kinds['boxes']}, none {kinds['none']} "
+                        "(in the rows read)"),
+        ("gap against real images",
+         f"{len(with_scene)} rows with world scenes, rendered and embedded" if gap else
+         "not measured: no row read has a world scene (only world scenes can be rendered) or the encoder has no "
+         "image tower"),
+        ("scene grounding (hallucinated)",
+         "LLM caption variants of rows with a context, checked against the world's closed vocabulary (world: objects, "
+         "attributes, numbers, relations) or the boxes' COCO categories (nouns only); what a variant says outside "
+         "that vocabulary is not checked, so 0% means no wrong mention that the check can read"),
+        ("conversation rejects",
+         "conversations that failed their schema or the grounding check (words of the caption and context, and the "
+         "scene check on what each turn asserts); a kept turn can still be nonsense the checks cannot read"),
+    ]  # fmt: skip
     return RunSummary(
         shards=totals_record["shards"],
         rows=totals["rows"],
@@ -123,6 +145,7 @@ def summarise_run(root: str | Path, *, encoder=None, max_rows: int = MAX_ROWS) -
         seed_captions=seed_rows,
         llm_captions=llm_rows,
         embeddings=embeddings,
+        coverage=coverage,
     )
 
 

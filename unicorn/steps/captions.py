@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..captions.diversify import diversify
 from ..captions.filters import FilterConfig, apply_filters
 from ..captions.scene_check import check_caption
+from ..context import RowContext
 from ..errors import InputError
 from ..prompts import load_lines, load_text
 from .base import NO_RUNTIME, Columns, Runtime, Step, llm_options
@@ -51,7 +52,7 @@ def seed_columns(seeds: list[dict]) -> Columns:
     return {
         "id": [s["id"] for s in seeds],
         "text": [s["text"] for s in seeds],
-        "scene": [json.dumps(s["scene"], sort_keys=True) if s.get("scene") else None for s in seeds],
+        "scene": [RowContext.decode(s.get("scene")).encode() for s in seeds],
     }
 
 
@@ -97,7 +98,7 @@ class CaptionsStep(Step):
             scored = apply_filters(variants, self.filters, encoder=self.encoder, judge=self.llm)
             for i in range(len(scored["id"])):
                 scene = scenes[scored["seed_id"][i]]
-                check = check_caption(scored["caption"][i], json.loads(scene)) if scene else None
+                check = check_caption(scored["caption"][i], RowContext.decode(scene))
                 reject = scored["reject"][i]
                 if reject in (None, "judge") and c.scene_check and check is not None and check.wrong:
                     reject = "scene"  # before the judge in the funnel: a wrong scene outranks a judge's no

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..context import RowContext
 from ..errors import InputError
 from ..hashing import stable_int
 from ..instruct.from_programs import program_conversations
@@ -64,13 +65,9 @@ def chosen_for_llm(row_id: str, seed: int, share: float) -> bool:
     return stable_int(seed, row_id, "llm") % 10_000 < share * 10_000
 
 
-def context_row(row_id: str, scene: str) -> dict:
-    """The `scene` column holds a row's symbolic context as JSON: a world scene graph, or `{"instances": [...]}`
-    (COCO-style category + box), which the programs read as a scene or as instances."""
-    context = json.loads(scene)
-    if isinstance(context, dict) and "instances" in context:
-        return {"id": row_id, "instances": context["instances"]}
-    return {"id": row_id, "scene": context}
+def context_row(row_id: str, scene: str | None) -> dict:
+    """A program row: the row's id and its context (`RowContext`, decoded from the `scene` column)."""
+    return {"id": row_id, "context": RowContext.decode(scene)}
 
 
 class InstructStep(Step):
