@@ -86,7 +86,7 @@ def _config(args, section: str, flags: dict, *, shared: tuple[str, ...] = ()):
 
 def _captions(args) -> int:
     from ..captions.summary import caption_stats, format_stats
-    from ..pipeline.partial import run_steps
+    from ..pipeline.partial import run_some_steps
     from ..prompts import load_lines, load_text
     from ..seeds import describe_seed_stats, read_seeds
     from ..steps import columns_to_rows, seed_columns
@@ -102,7 +102,7 @@ def _captions(args) -> int:
     seeds, seed_stats = read_seeds(args.seeds, limit=args.limit)
     out = _out(args.out)
     batches = [seed_columns(seeds[i : i + config.shard_size]) for i in range(0, len(seeds), config.shard_size)]
-    batch, counters = run_steps(
+    batch, counters = run_some_steps(
         batches, config, ("captions", "dedup"), run_dir=out, log=lambda m: print(m, file=sys.stderr)
     )
     stats = caption_stats([s["text"] for s in seeds], batch, counters)
@@ -136,7 +136,7 @@ def _instruct(args) -> int:
     import json
 
     from ..instruct.conversations import conversation_error
-    from ..pipeline.partial import run_steps
+    from ..pipeline.partial import run_some_steps
 
     if not args.captions and not args.scenes:
         raise InputError("give --captions (LLM-written data), --scenes (programmatic data) or both")
@@ -168,7 +168,7 @@ def _instruct(args) -> int:
             batch["reject"].append("empty caption" if empty else None)
         shard = config.shard_size
         batches = [{k: v[i : i + shard] for k, v in batch.items()} for i in range(0, len(found), shard)]
-        done, counters = run_steps(batches, config, ("instruct",), run_dir=out)
+        done, counters = run_some_steps(batches, config, ("instruct",), run_dir=out)
         made = [c for s in done["conversations"] for c in json.loads(s)]
         failed = [f for s in done["conversation_rejects"] for f in json.loads(s)]
         failed += [{"id": i, "reason": r} for i, r in zip(done["id"], done["reject"], strict=True) if r]

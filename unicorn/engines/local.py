@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ServiceUnavailable
-from ..llm.cache import load_shard_replies
 from ..pipeline.shard import finish_shard
-from ..steps import ORDER, Runtime, build_step, run_step, seed_columns
+from ..steps import Runtime, build_step, run_steps, seed_columns, step_names
 
 
 def rebuild_ordered(steps, state, folder) -> None:
@@ -29,18 +27,11 @@ class LocalEngine:
         """Make each (index, seed rows) of `shards` (the ones still to do, in order) and `record` it."""
         # writes cache.sqlite (the run folder of a local run is on this machine), reads what a Ray run left
         runtime = Runtime(run_dir=str(folder.root), threads=self.config.threads)
-        self.steps = {name: build_step(name, self.config, runtime) for name in ORDER}
+        self.steps = {name: build_step(name, self.config, runtime) for name in step_names()}
         rebuild_ordered(self.steps.values(), state, folder)
         for index, seeds in shards:
-            batch, runs = seed_columns(seeds), {}
-            try:
-                for name in ORDER:
-                    step = self.steps[name]
-                    if getattr(step.llm, "cache", None) is not None:  # replies a Ray worker stored for this shard
-                        load_shard_replies(step.llm.cache, folder.root, index, name)
-                    batch, runs[name] = run_step(step, batch)
-            except ServiceUnavailable as e:
-                raise e.at_shard(index) from None
+            # the one step loop; an LLM step first takes the replies a Ray worker stored for this shard
+            batch, runs = run_steps(self.steps, seed_columns(seeds), index=index, run_dir=folder.root)
             result = finish_shard(index, len(seeds), batch, runs)
             record(folder.write_shard(result), len(seeds))
 

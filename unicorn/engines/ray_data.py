@@ -28,10 +28,9 @@ import socket
 import numpy as np
 
 from ..errors import InputError, ServiceUnavailable
-from ..llm.cache import load_shard_replies, store_shard_replies
-from ..pipeline.shard import finish_shard
+from ..llm.cache import store_shard_replies
+from ..pipeline.shard import finish_shard, metadata_columns
 from ..steps import (
-    ORDER,
     STEPS,
     Columns,
     Runtime,
@@ -39,8 +38,9 @@ from ..steps import (
     build_step,
     columns_to_rows,
     rows_to_columns,
-    run_step,
+    run_steps,
     seed_columns,
+    step_names,
 )
 
 
@@ -69,22 +69,17 @@ def shard_row(index: int, seeds: int, runs: dict, columns: Columns) -> dict:
 
 
 def apply_step(step, row: dict, run_dir: str | None = None) -> dict:
-    """Run `step` on the shard in `row` (through run_step, as every engine does); the shard's next row. With
-    `run_dir`, the replies its LLM pays for are stored with the shard, and those an earlier attempt stored are
-    used first (`llm.cache.load_shard_replies`)."""
+    """Run `step` on the shard in `row` through the one step loop (`steps.run_steps`, as every engine does); the
+    shard's next row. With `run_dir`, the replies its LLM pays for are stored with the shard (and, through the
+    loop, those an earlier attempt stored are used first), even when the step stops on a failing server."""
     cache = getattr(step.llm, "cache", None) if run_dir else None
-    index = int(row["index"])
-    if cache is not None:
-        load_shard_replies(cache, run_dir, index, step.name)
     try:
-        columns, run = run_step(step, unpack(row))
-    except ServiceUnavailable as e:
+        columns, ran = run_steps({step.name: step}, unpack(row), index=int(row["index"]), run_dir=run_dir)
+    finally:
         if cache is not None:
-            store_shard_replies(cache, run_dir, index, step.name)  # what it did receive is kept
-        raise e.at_shard(row["index"]) from None
-    if cache is not None:
-        store_shard_replies(cache, run_dir, index, step.name)
+            store_shard_replies(cache, run_dir, int(row["index"]), step.name)
     runs = json.loads(row["runs"])
+    run = ran[step.name]
     runs[step.name] = {"seconds": run.seconds, "counters": run.counters}
     return shard_row(row["index"], row["seeds"], runs, columns)
 
@@ -92,8 +87,12 @@ def apply_step(step, row: dict, run_dir: str | None = None) -> dict:
 class StepActor:
     """A Ray actor that builds one step from plain config and calls it on each shard it is given."""
 
-    def __init__(self, name: str, config, runtime: Runtime) -> None:
-        self.step = build_step(name, config, runtime)
+    def __init__(self, name: str, config, runtime: Runtime, cls=None) -> None:
+        # the class travels with the actor: a step registered in the driver (a user's module) needs no registration
+        # in the worker
+        self.step = (
+            cls(config.section(name), seed=config.seed, runtime=runtime) if cls else build_step(name, config, runtime)
+        )
         self.run_dir = runtime.run_dir
 
     def __call__(self, batch: dict) -> dict:
@@ -101,7 +100,7 @@ class StepActor:
         return rows_to_columns([apply_step(self.step, row, self.run_dir) for row in columns_to_rows(batch)])
 
 
-def write_shards(batch: dict, root: str) -> dict:
+def write_shards(batch: dict, root: str, columns: tuple[str, ...]) -> dict:
     """A Ray task: finish and write each shard of the batch; returns its manifest entry for the driver."""
     from ..pipeline.storage import RunFolder
 
@@ -109,7 +108,7 @@ def write_shards(batch: dict, root: str) -> dict:
     entries = []
     for row in columns_to_rows(batch):
         runs = {k: StepRun(v["seconds"], v["counters"]) for k, v in json.loads(row["runs"]).items()}
-        result = finish_shard(int(row["index"]), int(row["seeds"]), unpack(row), runs)
+        result = finish_shard(int(row["index"]), int(row["seeds"]), unpack(row), runs, tuple(columns))
         entries.append(
             {"index": int(row["index"]), "seeds": int(row["seeds"]), "entry": json.dumps(folder.write_shard(result))}
         )
@@ -188,10 +187,8 @@ class RayEngine:
 
     def _check_resources(self) -> None:
         have = self.ray.cluster_resources()
-        for name in ORDER:
-            actor = getattr(self.config.ray, name, None)
-            if actor is None:
-                continue
+        for name in step_names():
+            actor = self.config.ray.actor(name)
             if actor.num_gpus > have.get("GPU", 0):
                 raise InputError(
                     f"ray.{name}.num_gpus is {actor.num_gpus} but the cluster has {have.get('GPU', 0):g} GPUs"
@@ -202,12 +199,12 @@ class RayEngine:
                 )
 
     def _map(self, ds, name: str, root):
-        actor = getattr(self.config.ray, name)
+        actor = self.config.ray.actor(name)
         # Each actor writes its own cache file (hostname and pid in the name) and reads all the others.
         runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)), gpus=actor.num_gpus)
         return ds.map_batches(
             StepActor,
-            fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime},
+            fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime, "cls": STEPS[name]},
             batch_size=1,
             batch_format="default",
             compute=self.ray.data.ActorPoolStrategy(size=actor.concurrency),
@@ -240,16 +237,20 @@ class RayEngine:
         try:
             for window in _windows(shards, self.config.ray.window):
                 if not ordered:  # built on the driver once, its state rebuilt from the finished shards
-                    ordered = {name: build_step(name, self.config) for name in ORDER if STEPS[name].ordered}
+                    ordered = {n: build_step(n, self.config) for n in step_names() if STEPS[n].ordered}
                     rebuild_ordered(ordered.values(), state, folder)
                 items = [shard_row(i, len(seeds), {}, seed_columns(seeds)) for i, seeds in window]
                 ds = ray.data.from_items(items, override_num_blocks=len(items))
-                for name in ORDER:
+                for name in step_names():
                     ds = self._ordered(ds, ordered[name], [i for i, _ in window]) if name in ordered else \
                         self._map(ds, name, root)  # fmt: skip
                 # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
                 ds = ds.map_batches(
-                    write_shards, fn_kwargs={"root": str(root)}, batch_size=1, batch_format="default", num_cpus=0
+                    write_shards,
+                    fn_kwargs={"root": str(root), "columns": list(metadata_columns())},  # the driver's steps decide
+                    batch_size=1,
+                    batch_format="default",
+                    num_cpus=0,
                 )
                 for row in ds.iter_rows():
                     record(json.loads(row["entry"]), int(row["seeds"]))

@@ -43,7 +43,8 @@ class ActorConfig:
 
 @dataclass(frozen=True)
 class RayConfig:
-    """`--engine ray` only. Not part of the config's checksum: resources never change what a run writes."""
+    """`--engine ray` only. Not part of the config's checksum: resources never change what a run writes. A step
+    registered from outside (`steps.register_step`) gets its actor from a key of its name, else its defaults."""
 
     captions: ActorConfig = field(default_factory=ActorConfig)
     dedup: ActorConfig = field(default_factory=ActorConfig)  # runs on the driver, in shard order
@@ -52,10 +53,27 @@ class RayConfig:
     # shards per Ray Data pass: the driver holds one window's seeds and, at the dedup barrier, one window's
     # captions; each pass starts its actor pools (one model load per actor), so larger windows amortise that
     window: int = 256
+    extra: dict = field(default_factory=dict)  # actors of registered steps, by step name
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise InputError(f"config key ray.window is out of range: must be >= 1, got {self.window}")
+
+    def actor(self, step: str) -> ActorConfig:
+        """The actor of `step`: its key here, else the step's `ray_defaults`."""
+        if step in self.extra:
+            return self.extra[step]
+        if step in {f.name for f in dataclasses.fields(self)} - {"window", "extra"}:
+            return getattr(self, step)
+        from ..steps import STEPS
+
+        return ActorConfig(**getattr(STEPS.get(step), "ray_defaults", {}))
+
+    @staticmethod
+    def _extra_section(name: str):
+        from ..steps import STEPS
+
+        return ActorConfig if name in STEPS else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class RunConfig:
     threads: int | None = None
     shard_size: int = 16  # seeds per shard: the unit of work, of resume and of every step's batch
     seed: int = 0
+    extra: dict = field(default_factory=dict)  # sections of steps registered from outside, by step name
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -80,8 +99,29 @@ class RunConfig:
         if self.seeds.limit is not None and self.seeds.limit < 1:
             raise InputError(f"config key seeds.limit is out of range: must be >= 1, got {self.seeds.limit}")
 
+    def section(self, step: str):
+        """The config section of `step`: a built-in one, a registered step's section, or that step's defaults."""
+        if step in self.extra:
+            return self.extra[step]
+        if step in {f.name for f in dataclasses.fields(self)}:
+            return getattr(self, step)
+        from ..steps import STEPS
+
+        if step not in STEPS:
+            raise InputError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        return STEPS[step].config_class()
+
+    @staticmethod
+    def _extra_section(name: str):
+        from ..steps import STEPS
+
+        return STEPS[name].config_class if name in STEPS else None
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for section in (data, data["ray"]):  # registered steps' sections sit at the top level, as in the YAML
+            section.update(section.pop("extra"))
+        return data
 
     def sha256(self) -> str:
         """Checksum of everything that shapes the output (so not the `ray` section nor `threads`)."""
@@ -93,13 +133,20 @@ def _build(cls, data, path: str):
     if not isinstance(data, dict):
         raise InputError(f"config key {path or 'top level'} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    extra_of = getattr(cls, "_extra_section", lambda name: None)
+    values, extra = {}, {}
+    unknown = sorted(k for k in set(data) - names if extra_of(k) is None)
     if unknown:
         key = f"{path}.{unknown[0]}" if path else unknown[0]
         raise InputError(f"unknown config key {key}; known here: {', '.join(sorted(names))}")
-    values = {}
+    for name in sorted(set(data) - names):  # the section of a registered step
+        extra[name] = _build(extra_of(name), data[name], f"{path}.{name}" if path else name)
+    if extra:
+        values["extra"] = extra
     for name, value in data.items():
+        if name in extra:
+            continue
         key = f"{path}.{name}" if path else name
         hint = hints[name]
         if dataclasses.is_dataclass(hint):

@@ -1,5 +1,6 @@
 """Some of the pipeline's steps over rows, without a run folder: what `unicorn captions` and `unicorn instruct`
-call. The same steps, on the same shard-sized batches, as `unicorn run`, so the rows agree with a run's."""
+call. The same steps, through the same loop (`steps.run_steps`), on the same shard-sized batches, as `unicorn run`,
+so the rows agree with a run's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..steps import ORDER, Columns, Runtime, build_step, run_step
+from ..steps import Columns, Runtime, build_step, run_steps, step_names
 
 
 def concat(batches: list[Columns]) -> Columns:
@@ -22,7 +23,7 @@ def concat(batches: list[Columns]) -> Columns:
     }  # fmt: skip
 
 
-def run_steps(
+def run_some_steps(
     batches: list[Columns],
     config,
     names: tuple[str, ...],
@@ -32,19 +33,19 @@ def run_steps(
 ) -> tuple[Columns, Counter]:
     """Apply the steps `names` (in pipeline order) of a RunConfig to each batch in turn; returns the concatenated
     output and the summed step counters and seconds. `run_dir` holds the request cache."""
-    unknown = [n for n in names if n not in ORDER]
+    unknown = [n for n in names if n not in step_names()]
     if unknown:
         from ..errors import InputError
 
-        raise InputError(f"unknown step {unknown[0]!r}; steps are {', '.join(ORDER)}")
+        raise InputError(f"unknown step {unknown[0]!r}; steps are {', '.join(step_names())}")
     runtime = Runtime(run_dir=str(run_dir) if run_dir else None)
-    steps = {name: build_step(name, config, runtime) for name in ORDER if name in names}
+    steps = {name: build_step(name, config, runtime) for name in step_names() if name in names}
     totals: Counter = Counter()
     out = []
     try:
         for k, batch in enumerate(batches):
-            for name, step in steps.items():
-                batch, run = run_step(step, batch)
+            batch, runs = run_steps(steps, batch)  # the same loop as every engine's
+            for name, run in runs.items():
                 totals.update(run.counters)
                 totals[f"{name}_seconds"] += run.seconds
             out.append(batch)

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..captions.filters import FUNNEL
-from ..steps import Columns, StepRun, alive
+from ..steps import STEPS, Columns, StepRun, alive
 
-METADATA = ("id", "seed_id", "caption", "provenance", "persona", "faithfulness", "scene")
+
+def metadata_columns() -> tuple[str, ...]:
+    """The columns each shard's metadata keeps: what the steps declare (`Step.metadata`), in step order."""
+    return tuple(dict.fromkeys(c for step in STEPS.values() for c in step.metadata))
 DEDUP = {"exact_duplicate": "dedup_exact", "semantic_duplicate": "dedup_semantic"}
 
 
@@ -44,7 +47,7 @@ def reason_kind(reason: str | None) -> str:
 @dataclass
 class ShardResult:
     index: int
-    metadata: dict[str, list]  # METADATA columns of the kept rows
+    metadata: dict[str, list]  # metadata_columns() of the kept rows
     text_emb: np.ndarray  # (rows, dim) float32, L2-normalised
     image_emb: np.ndarray  # (rows, dim) float32, L2-normalised: the synthetic image embeddings
     instructions: list[dict]  # LLaVA rows whose `image` is a row id
@@ -59,8 +62,12 @@ class ShardResult:
         return len(self.metadata["id"])
 
 
-def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun]) -> ShardResult:
-    """The ShardResult of a shard of `seeds` seed rows whose last step returned `batch`."""
+def finish_shard(
+    index: int, seeds: int, batch: Columns, runs: dict[str, StepRun], columns: tuple[str, ...] | None = None
+) -> ShardResult:
+    """The ShardResult of a shard of `seeds` seed rows whose last step returned `batch`; `columns`: the metadata
+    columns to keep (default: what the registered steps declare; a worker is given the driver's)."""
+    columns = metadata_columns() if columns is None else columns
     live = alive(batch)
     stats: Counter = Counter(seeds=seeds)
     stats["variants"] = sum(p != "seed" for p in batch["provenance"])
@@ -92,7 +99,7 @@ def finish_shard(index: int, seeds: int, batch: Columns, runs: dict[str, StepRun
         counters.update(run.counters)
     return ShardResult(
         index=index,
-        metadata={name: [batch[name][i] for i in live] for name in METADATA},
+        metadata={name: [batch[name][i] for i in live] for name in columns},
         text_emb=np.asarray(batch["text_emb"])[live],
         image_emb=np.asarray(batch["image_emb"])[live],
         instructions=instructions,

@@ -15,12 +15,12 @@ from modality_transfer.metrics import centroid_gap, cos_paired, recall_at_k
 from ..captions.diversity import diversity
 from ..context import RowContext
 from ..seeds import SKIPS
+from ..steps import step_names
 from .shard import reason_kind
 from .storage import RunFolder, iter_shards, run_totals
 
 MAX_ROWS = 20000  # rows read for diversity, the gap, samples and plots (counts cover every row)
 MAX_REAL = 300  # rows whose scene is rendered and embedded as the real-image reference
-STAGES = ("captions", "dedup", "instruct", "embed", "write")
 
 
 @dataclass
@@ -135,7 +135,7 @@ def summarise_run(root: str | Path, *, encoder=None, max_rows: int = MAX_ROWS) -
         rows=totals["rows"],
         rows_per_second=totals["rows"] / wall,
         counts=counts,
-        seconds=[(k, round(seconds[k], 2), f"{100 * seconds[k] / wall:.1f}%") for k in STAGES],
+        seconds=[(k, round(seconds[k], 2), f"{100 * seconds[k] / wall:.1f}%") for k in (*step_names(), "write")],
         diversity={"seed captions": diversity(seed_rows), "LLM captions": diversity(llm_rows)},
         gap=gap,
         samples=samples,

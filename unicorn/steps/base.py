@@ -88,6 +88,9 @@ class Step:
     """Base class: subclasses set `name`, build their models in `__init__` and implement `__call__`."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type]  # a frozen dataclass: the step's section of the run's YAML (validated on load)
+    metadata: ClassVar[tuple[str, ...]] = ()  # columns this step adds that each shard's metadata keeps
+    ray_defaults: ClassVar[dict] = {}  # its actor under --engine ray unless the YAML's `ray:` says otherwise
     ordered: ClassVar[bool] = False  # True: sees every batch in shard order, with explicit state (dedup)
     llm = None  # a step that writes with an LLM keeps it here: the base reports its usage and closes it
 

@@ -58,6 +58,9 @@ def seed_columns(seeds: list[dict]) -> Columns:
 
 class CaptionsStep(Step):
     name = "captions"
+    config_class = CaptionsConfig
+    ray_defaults = {"concurrency": 1, "num_cpus": 1, "num_gpus": 0}
+    metadata = ("id", "seed_id", "caption", "provenance", "persona", "faithfulness", "scene")  # every row's own columns
 
     def __init__(self, config: CaptionsConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
         from ..encoders import create_encoder

@@ -32,6 +32,7 @@ class DedupConfig:
 
 class DedupStep(Step):
     name = "dedup"
+    config_class = DedupConfig
     ordered = True
 
     def __init__(self, config: DedupConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:

@@ -29,6 +29,7 @@ class EmbedConfig:
 
 class EmbedStep(Step):
     name = "embed"
+    config_class = EmbedConfig
 
     def __init__(self, config: EmbedConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
         from modality_transfer import load_projector

@@ -72,6 +72,7 @@ def context_row(row_id: str, scene: str | None) -> dict:
 
 class InstructStep(Step):
     name = "instruct"
+    config_class = InstructConfig
 
     def __init__(self, config: InstructConfig, *, seed: int = 0, runtime: Runtime = NO_RUNTIME) -> None:
         from ..llm import create_llm
