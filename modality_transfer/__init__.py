@@ -2,6 +2,14 @@
 
 from .base import Projector
 from .errors import InputError
-from .factory import create_projector, list_projectors, load_projector
+from .factory import create_projector, list_projectors, load_projector, register_projector, unregister_projector
 
-__all__ = ["InputError", "Projector", "create_projector", "list_projectors", "load_projector"]
+__all__ = [
+    "InputError",
+    "Projector",
+    "create_projector",
+    "list_projectors",
+    "load_projector",
+    "register_projector",
+    "unregister_projector",
+]

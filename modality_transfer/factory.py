@@ -17,11 +17,27 @@ _REGISTRY: dict[str, type[Projector]] = {
     cls.name: cls
     for cls in (Identity, Center, MeanShift, UnicornReleased, Noise, ReAlign, Linear, Procrustes, Learned, Contrastive)
 }
+_BUILT_IN = tuple(_REGISTRY)
 
 
 def list_projectors() -> list[str]:
     """Names of every projector method, in the order the benchmark reports them."""
     return list(_REGISTRY)
+
+
+def register_projector(cls: type[Projector]) -> type[Projector]:
+    """Add a projector method (a `Projector` subclass with a unique `name`): usable by name in `gap fit`, the
+    benches and a saved folder's config.json, like the built-in ones. Returns `cls`, so it works as a decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Projector)) or not getattr(cls, "name", None):
+        raise InputError(f"a projector is a Projector subclass with a `name`, got {cls!r}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def unregister_projector(name: str) -> None:
+    """Remove a projector added with `register_projector`."""
+    if name not in _BUILT_IN:
+        _REGISTRY.pop(name, None)
 
 
 def create_projector(method: str, **params: Any) -> Projector:

@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+from ..errors import InputError
+from ..registry import Registry
 from ..spec import parse_spec
 from .base import Encoder, quiet_loading
 
-SCHEMAS = ("world", "openclip", "hf", "st")
+ENCODERS = Registry(
+    "encoder",
+    {
+        "world": ".world:WorldClipEncoder",
+        "openclip": ".openclip:OpenClipEncoder",
+        "hf": ".hf:HFClipEncoder",
+        "st": ".st:SentenceTransformerEncoder",
+    },  # fmt: skip
+    __name__,
+)
+SCHEMAS = ENCODERS.names()  # the built-in ones; list_encoders() includes those registered later
+
+
+def list_encoders() -> tuple[str, ...]:
+    return ENCODERS.names()
+
+
+def register_encoder(schema: str, cls: type[Encoder]) -> type[Encoder]:
+    """Add an encoder (a subclass of `Encoder`, built as `cls(ident, device=...)`), usable as `schema:ID`."""
+    if not issubclass(cls, Encoder):
+        raise InputError(f"an encoder must subclass unicorn.encoders.Encoder, got {cls!r}")
+    return ENCODERS.register(schema, cls)
 
 
 def create_encoder(spec: str, *, device: str | None = None) -> Encoder:
     """Build an encoder: `world[:FOLDER]`, `openclip:ARCH/PRETRAINED`, `openclip:ARCH@/path`, `hf:NAME_OR_DIR`,
-    `st:NAME_OR_DIR`."""
-    schema, ident = parse_spec("world:default" if spec == "world" else spec, SCHEMAS, "encoder")
-    if schema == "world":
-        from .world import WorldClipEncoder as cls
-    elif schema == "openclip":
-        from .openclip import OpenClipEncoder as cls
-    elif schema == "hf":
-        from .hf import HFClipEncoder as cls
-    else:
-        from .st import SentenceTransformerEncoder as cls
+    `st:NAME_OR_DIR`, or a registered one's `SCHEMA:ID`."""
+    schema, ident = parse_spec("world:default" if spec == "world" else spec, ENCODERS.names(), "encoder")
+    cls = ENCODERS.get(schema)
     with quiet_loading():
         return cls(ident, device=device)
 
 
-__all__ = ["Encoder", "SCHEMAS", "create_encoder"]
+__all__ = ["Encoder", "SCHEMAS", "create_encoder", "list_encoders", "register_encoder"]

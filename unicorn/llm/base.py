@@ -191,6 +191,12 @@ class LLM:
             self.usage.seconds += time.perf_counter() - started
         return out  # type: ignore[return-value]
 
+    @classmethod
+    def runtime_options(cls, *, threads: int | None = None, gpus: float = 0) -> dict:
+        """Constructor options this backend takes from the worker it runs in (its CPU threads, its GPUs); the
+        pipeline passes them without knowing the backend. Default: none."""
+        return {}
+
     def _generate(self, requests: list[Messages], params: list[SamplingParams], done) -> None:
         """Generate each request and call `done(index, completion)` as each finishes (in any order)."""
         raise NotImplementedError

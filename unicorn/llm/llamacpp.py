@@ -67,6 +67,10 @@ def usable_cpus() -> int:
 
 
 class LlamaCppLLM(LLM):
+    @classmethod
+    def runtime_options(cls, *, threads: int | None = None, gpus: float = 0) -> dict:
+        return {"threads": threads} if threads else {}
+
     def __init__(
         self,
         ident: str,

@@ -14,6 +14,10 @@ from .cache import RequestCache
 
 
 class VllmLLM(LLM):
+    @classmethod
+    def runtime_options(cls, *, threads: int | None = None, gpus: float = 0) -> dict:
+        return {"tensor_parallel_size": int(gpus)} if gpus > 1 else {}  # one engine spans the actor's GPUs
+
     def __init__(self, ident: str, *, cache: RequestCache | None = None, **engine_args) -> None:
         super().__init__(cache=cache)
         self.spec, self.model_id = f"vllm:{ident}", f"vllm:{ident}"

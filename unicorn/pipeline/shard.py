@@ -19,6 +19,8 @@ from ..steps import STEPS, Columns, StepRun, alive
 def metadata_columns() -> tuple[str, ...]:
     """The columns each shard's metadata keeps: what the steps declare (`Step.metadata`), in step order."""
     return tuple(dict.fromkeys(c for step in STEPS.values() for c in step.metadata))
+
+
 DEDUP = {"exact_duplicate": "dedup_exact", "semantic_duplicate": "dedup_semantic"}
 
 

@@ -113,14 +113,12 @@ class Step:
 
 
 def llm_options(spec: str, runtime: Runtime) -> dict:
-    """create_llm keyword arguments for this runtime: the cache files, threads for an in-process model, and
-    tensor parallelism over the worker's GPUs for vLLM."""
-    options: dict = {"cache": runtime.request_cache()}
-    if spec.startswith("llamacpp") and runtime.threads:
-        options["threads"] = runtime.threads
-    if spec.startswith("vllm") and runtime.gpus > 1:
-        options["tensor_parallel_size"] = int(runtime.gpus)  # one engine spans the actor's GPUs
-    return options
+    """create_llm keyword arguments for this runtime: the cache, and what the backend itself makes of the worker's
+    threads and GPUs (`LLM.runtime_options`: llama.cpp threads, vLLM tensor parallelism, ...)."""
+    from ..llm import backend_class
+
+    runtime_options = backend_class(spec).runtime_options(threads=runtime.threads, gpus=runtime.gpus)
+    return {"cache": runtime.request_cache(), **runtime_options}
 
 
 @dataclass
