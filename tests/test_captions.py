@@ -183,3 +183,24 @@ def test_photograph_judge_removes_what_it_says_no_to(minilm):
         judge = create_llm(f"openai:{url}#m")
         out = apply_filters(batch, FilterConfig(judge=True, min_faithfulness=0.0), encoder=minilm, judge=judge)
     assert out["reject"] == [None, "judge"]
+
+
+def test_the_free_scene_check_runs_before_the_paid_judge(minilm):
+    """FUNNEL order: a variant the scene check rejects is never sent to the judge (counted: judge requests)."""
+    from unicorn.llm import LLM, Completion
+
+    class CountingJudge(LLM):  # an in-process judge that says yes and counts what it is asked
+        spec = model_id = "counting:judge"
+
+        def _generate(self, requests, params, done):
+            for j in range(len(requests)):
+                done(j, Completion("yes"))
+
+    judge = CountingJudge()
+    batch = {"caption": ["A large red square sits just beside a small blue circle on a plain grey background.",
+                         "A green star floats above a white diamond on a plain grey background in this picture."],
+             "seed": ["A red square and a blue circle.", "A green star and a white diamond."],
+             "error": [None, None]}  # fmt: skip
+    out = apply_filters(batch, FilterConfig(judge=True, min_faithfulness=0.0), encoder=minilm, judge=judge,
+                        scene_wrong=[True, False])  # fmt: skip
+    assert out["reject"] == ["scene", None] and judge.usage.requests == 1

@@ -63,9 +63,17 @@ FUNNEL = ("error", "length", "non_text", "repetition", "language", "faithfulness
 
 
 def apply_filters(
-    batch: dict[str, list], config: FilterConfig, *, encoder=None, judge: LLM | None = None
+    batch: dict[str, list],
+    config: FilterConfig,
+    *,
+    encoder=None,
+    judge: LLM | None = None,
+    scene_wrong: list[bool] | None = None,
 ) -> dict[str, list]:
-    """Adds score columns and `reject` (the first failed filter, or None) to a batch of variant rows."""
+    """Adds score columns and `reject` (the first failed filter, or None) to a batch of variant rows, in FUNNEL
+    order: the free checks first, so the paid judge never sees a row they reject. `scene_wrong`: per row, whether
+    the scene check (captions/scene_check.py, run by the caller, which holds the rows' contexts) found a wrong
+    mention."""
     n = len(batch["caption"])
     reject: list[str | None] = [None] * n
     scores = {"words": [], "text_share": [], "repetition": [], "english": [], "faithfulness": [None] * n}
@@ -95,6 +103,11 @@ def apply_filters(
             if cos < config.min_faithfulness:
                 reject[i] = "faithfulness"
     alive = [i for i in alive if reject[i] is None]
+    if scene_wrong is not None:
+        for i in alive:
+            if scene_wrong[i]:
+                reject[i] = "scene"
+        alive = [i for i in alive if reject[i] is None]
     if alive and config.judge:
         if judge is None:
             raise InputError("the photograph judge is on but no judge LLM was given")

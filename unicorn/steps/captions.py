@@ -98,13 +98,15 @@ class CaptionsStep(Step):
                 max_tokens=c.max_tokens,
                 temperature=c.temperature,
             )
-            scored = apply_filters(variants, self.filters, encoder=self.encoder, judge=self.llm)
+            # the scene check is free: run for every variant (the report's before-filtering figures), and as a filter
+            # before the paid judge, so the judge is never asked about a row it rejects
+            checks = [check_caption(variants["caption"][i], RowContext.decode(scenes[variants["seed_id"][i]]))
+                      for i in range(len(variants["id"]))]  # fmt: skip
+            wrong = [c.scene_check and check is not None and bool(check.wrong) for check in checks]
+            scored = apply_filters(variants, self.filters, encoder=self.encoder, judge=self.llm, scene_wrong=wrong)
             for i in range(len(scored["id"])):
                 scene = scenes[scored["seed_id"][i]]
-                check = check_caption(scored["caption"][i], RowContext.decode(scene))
-                reject = scored["reject"][i]
-                if reject in (None, "judge") and c.scene_check and check is not None and check.wrong:
-                    reject = "scene"  # before the judge in the funnel: a wrong scene outranks a judge's no
+                check, reject = checks[i], scored["reject"][i]
                 add(id=scored["id"][i], seed_id=scored["seed_id"][i], seed=scored["seed"][i],
                     caption=scored["caption"][i], provenance=f"llm:{self.llm.spec}", persona=scored["persona"][i],
                     faithfulness=scored["faithfulness"][i], scene=scene,
