@@ -20,7 +20,7 @@ import numpy as np
 
 from modality_transfer import create_projector, factory
 from modality_transfer.base import Projector
-from modality_transfer.bench import gap_bench
+from modality_transfer.crossval import gap_bench
 from modality_transfer.methods import _ridge
 
 

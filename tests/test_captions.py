@@ -15,9 +15,9 @@ from unicorn.captions.filters import FilterConfig, apply_filters, english_share,
 from unicorn.captions.summary import caption_stats
 from unicorn.cli import main
 from unicorn.encoders import create_encoder
+from unicorn.engines.in_memory import run_some_steps
 from unicorn.llm import RequestCache, create_llm
 from unicorn.pipeline.config import RunConfig
-from unicorn.pipeline.partial import run_steps
 from unicorn.steps import CaptionsConfig, seed_columns
 
 SEEDS = ["A man riding a horse on a beach.", "A bowl of oranges on a kitchen table.", "A red bus parked on a street."]
@@ -96,7 +96,7 @@ def caption_run(llm: str, tmp_path, k: int = 2):
     """The run's captions + dedup steps over SEEDS (LLM rows only), with the request cache in tmp_path."""
     seeds = [{"id": f"s{i}", "text": t} for i, t in enumerate(SEEDS)]
     config = RunConfig(captions=CaptionsConfig(llm=llm, k=k, include_seeds=False))
-    batch, counters = run_steps([seed_columns(seeds)], config, ("captions", "dedup"), run_dir=tmp_path)
+    batch, counters = run_some_steps([seed_columns(seeds)], config, ("captions", "dedup"), run_dir=tmp_path)
     return batch, caption_stats(SEEDS, batch, counters)
 
 

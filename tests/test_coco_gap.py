@@ -2,7 +2,7 @@
 
 import pytest
 
-from modality_transfer.bench import gap_bench
+from modality_transfer.crossval import gap_bench
 
 
 @pytest.fixture(scope="module")

@@ -76,3 +76,43 @@ def test_row_context_kinds_and_refusals():
     assert RowContext.decode(None).encode() is None and not RowContext.decode(None)
     with pytest.raises(InputError, match="neither a world scene graph nor captions"):
         RowContext.decode({"objects": "many"})
+
+
+def test_config_mistakes_are_caught_before_the_folder_or_a_model(tmp_path, capsys):
+    """A typo in embed.projector, or a projector of another width than the encoder, is one line within a second,
+    before the output folder is made or a model loads; the corrected config then runs in the same folder."""
+    import time
+
+    import numpy as np
+
+    from modality_transfer import create_projector
+
+    create_projector("mean_shift").fit(np.eye(8, 64, dtype=np.float32), np.eye(8, 64, dtype=np.float32)).save(
+        tmp_path / "p64"
+    )
+    good = ROOT / "checkpoints" / "world-projector"
+    for projector, message in ((tmp_path / "typo", "is not a projector folder"), (tmp_path / "p64", "64-d")):
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"seeds: {{source: {ROOT / 'seeds' / 'world.jsonl'}, limit: 2}}\ncaptions: {{k: 2}}\n"
+            f"instruct: {{llm_share: 0.0}}\nembed: {{projector: {projector}}}\n"
+        )
+        start = time.perf_counter()
+        assert main(["run", str(config), "--out", str(tmp_path / "run"), "--no-report"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and message in err and time.perf_counter() - start < 5
+        assert not (tmp_path / "run").exists()
+    config.write_text(config.read_text().replace(str(tmp_path / "p64"), str(good)).replace("k: 2", "k: 0"))
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--no-report"]) == 0
+
+
+def test_index_over_a_run_with_a_missing_shard_file_is_one_line(tmp_path, capsys):
+    from tests.test_scale import quick_config, seeds_file
+
+    config = quick_config(tmp_path, seeds_file(tmp_path, 4), shard_size=2)
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--no-report"]) == 0
+    (tmp_path / "run" / "image_emb" / "00000001.npy").unlink()
+    capsys.readouterr()
+    assert main(["index", str(tmp_path / "run"), "--out", str(tmp_path / "index")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "shard 1: image_emb/00000001.npy is missing" in err

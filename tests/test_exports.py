@@ -107,7 +107,7 @@ def test_exports_refuse_a_bad_dtype_and_an_occupied_folder(run, tmp_path, capsys
 def test_gap_fit_on_own_pairs_gives_a_projector_the_world_bench_uses(tmp_path, capsys):
     """A user's CLIP (here world-CLIP) and their own image-caption pairs (rendered world scenes): one command."""
     from unicorn.encoders import create_encoder
-    from unicorn.world.bench import BenchConfig, world_bench
+    from unicorn.world.downstream import BenchConfig, world_bench
 
     assert main(["world", "sample", "--n", "60", "--seed", "11", "--out", str(tmp_path / "scenes.jsonl"),
                  "--images", str(tmp_path / "images")]) == 0  # fmt: skip

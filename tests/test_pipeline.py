@@ -84,7 +84,7 @@ def test_run_is_valid_and_exports_feed_a_trainer(clean_run, tmp_path):
     assert main(["export", str(run), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
     import datasets
 
-    ds = datasets.load_from_disk(str(tmp_path / "hf" / "dataset"))
+    ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert len(ds) == len(conversations) and len(ds[0]["embedding"]) == emb.shape[1]
     assert main(["index", str(run)]) == 0
     import faiss

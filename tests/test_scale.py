@@ -166,14 +166,14 @@ def test_streamed_exports_equal_the_in_memory_exports(clean, tmp_path):
     assert stored.tobytes() == emb.tobytes() and stored.dtype == "f2"
     assert np.array_equal(np.load(out / "embeddings.npy"), emb.astype(np.float32))  # float32 by default
     assert main(["export", str(run), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
-    ds = datasets.load_from_disk(str(tmp_path / "hf" / "dataset"))
+    ds = datasets.load_from_disk(str(tmp_path / "hf"))
     by_image = {}
     for c in conversations:
         by_image.setdefault(c["image"], []).append(c)
     expected = [(c["id"] if c else i, i) for i in ids for c in by_image.get(i, [None])]
     assert [(r["id"], r["image_id"]) for r in ds] == expected  # row for row, in order, typed
     assert ds.features["embedding"].feature.dtype == "float32" and len(ds[0]["embedding"]) == emb.shape[1]
-    assert not list((tmp_path / "hf").glob(".build*"))  # the generator's Arrow cache does not stay behind
+    assert not list(tmp_path.glob(".hf.build*"))  # the generator's Arrow cache does not stay behind
 
 
 def planted(n: int, dups: int, dim: int = 64, seed: int = 0):

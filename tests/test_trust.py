@@ -88,12 +88,12 @@ def test_hf_export_is_typed_and_loads_without_conversations(tmp_path):
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "--no-report"]) == 0
     assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
-    ds = datasets.load_from_disk(str(tmp_path / "hf" / "dataset"))
+    ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert len(ds) == 4 and all(row["conversations"] == [] for row in ds)  # caption-only pretraining rows
     assert ds.features["embedding"].length == 256 and ds.features["embedding"].feature.dtype == "float32"
     assert ds.features["conversations"].feature["from"].dtype == "string"
     assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf2"), "--drop-caption-only"]) == 0
-    assert len(datasets.load_from_disk(str(tmp_path / "hf2" / "dataset"))) == 0
+    assert len(datasets.load_from_disk(str(tmp_path / "hf2"))) == 0
     assert main(["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")]) == 2  # not over an export
 
 

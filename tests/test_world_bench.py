@@ -6,7 +6,7 @@ import pytest
 
 from unicorn.cli import main
 from unicorn.encoders import create_encoder
-from unicorn.world.bench import TASKS, BenchConfig, format_table, markdown_table, world_bench
+from unicorn.world.downstream import TASKS, BenchConfig, format_table, markdown_table, world_bench
 
 SMALL = dict(
     fit_scenes=150, train_scenes=150, test_scenes=100, epochs=5, downstream_seeds=2, projectors=("mean_shift", "linear")

@@ -289,31 +289,34 @@ def _hf_rows(root, caption_only: bool):
 
 
 def export_hf(root: str | os.PathLike, out: str | os.PathLike, *, caption_only: bool = True) -> dict:
-    """A `datasets` dataset (save_to_disk, plus `data.parquet`): one row per conversation with its embedding, and
-    (unless `caption_only` is False) one row with an empty conversation list for each row that has none, which a
-    trainer uses as caption-only pretraining data. Built from a generator (Arrow on disk, flat memory)."""
+    """A `datasets` dataset saved at `out` itself (`datasets.load_from_disk(out)` loads it), plus `data.parquet`
+    beside its files: one row per conversation with its embedding, and (unless `caption_only` is False) one row with
+    an empty conversation list for each row that has none, which a trainer uses as caption-only pretraining data.
+    Built from a generator (Arrow on disk, flat memory)."""
     import datasets
 
+    _check_out_free(out)
     verified(root)
     dim = next((int(s.image_emb.shape[1]) for s in iter_shards(root) if len(s.image_emb)), 0)
     with staged(out) as tmp:
-        building = tmp / ".build"
-        empty = next(_hf_rows(root, caption_only), None) is None  # from_generator cannot make an empty dataset
-        ds = datasets.Dataset.from_dict({k: [] for k in hf_features(dim)}, features=hf_features(dim)) if empty else \
-            datasets.Dataset.from_generator(
-            _hf_rows,
-            gen_kwargs={"root": str(root), "caption_only": caption_only},
-            features=hf_features(dim),
-            cache_dir=str(building),  # never the user's HF cache: it would keep a copy and could serve a stale one
-        )  # fmt: skip
-        # datasets writes no shard file for an empty dataset unless told how many, and then cannot load it
-        ds.save_to_disk(str(tmp / "dataset"), num_shards=1 if len(ds) == 0 else None)
-        ds.to_parquet(str(tmp / "data.parquet"))
-        rows = len(ds)
-        conversations = sum(sum(bool(c) for c in batch["conversations"]) for batch in ds.iter(batch_size=4096))
-        del ds
-        shutil.rmtree(building, ignore_errors=True)
-    return {"rows": rows, "conversations": conversations, "path": str(out)}
+        # the generator's Arrow cache: beside the export, never the user's HF cache (it would keep a copy and
+        # could serve a stale one), and removed when done
+        building = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.build.", dir=Path(out).parent))
+        try:
+            empty = next(_hf_rows(root, caption_only), None) is None  # from_generator cannot make an empty dataset
+            ds = datasets.Dataset.from_dict({k: [] for k in hf_features(dim)}, features=hf_features(dim)) if empty \
+                else datasets.Dataset.from_generator(_hf_rows, gen_kwargs={"root": str(root), "caption_only":
+                    caption_only}, features=hf_features(dim), cache_dir=str(building))  # fmt: skip
+            # datasets writes no shard file for an empty dataset unless told how many, and then cannot load it
+            ds.save_to_disk(str(tmp), num_shards=1 if len(ds) == 0 else None)
+            ds.to_parquet(str(tmp / "data.parquet"))
+            rows = len(ds)
+            conversations = sum(sum(bool(c) for c in batch["conversations"]) for batch in ds.iter(batch_size=4096))
+            del ds
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    return {"rows": rows, "conversations": conversations, "path": str(out),
+            "load": f"datasets.load_from_disk({str(out)!r})"}  # fmt: skip
 
 
 def build_index(root: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:

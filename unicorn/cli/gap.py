@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from modality_transfer import create_projector, list_projectors, load_projector
-from modality_transfer.bench import format_table, gap_bench
 from modality_transfer.checks import check_embeddings, check_paired
+from modality_transfer.crossval import format_table, gap_bench
 from modality_transfer.errors import InputError
 from modality_transfer.io import load_npy, transform_file, write_json
 from modality_transfer.metrics import gap_report

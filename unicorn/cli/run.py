@@ -107,6 +107,6 @@ def _export(args) -> int:
     if args.push_to_hub:
         import datasets
 
-        datasets.load_from_disk(f"{args.out}/dataset").push_to_hub(args.push_to_hub)
+        datasets.load_from_disk(args.out).push_to_hub(args.push_to_hub)
     print(json.dumps(result))
     return 0

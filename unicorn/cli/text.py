@@ -86,7 +86,7 @@ def _config(args, section: str, flags: dict, *, shared: tuple[str, ...] = ()):
 
 def _captions(args) -> int:
     from ..captions.summary import caption_stats, format_stats
-    from ..pipeline.partial import run_some_steps
+    from ..engines.in_memory import run_some_steps
     from ..prompts import load_lines, load_text
     from ..seeds import describe_seed_stats, read_seeds
     from ..steps import columns_to_rows, seed_columns
@@ -135,8 +135,8 @@ def caption_report(stats: dict, kept: list[dict], rejected: list[dict], samples:
 def _instruct(args) -> int:
     import json
 
+    from ..engines.in_memory import run_some_steps
     from ..instruct.conversations import conversation_error
-    from ..pipeline.partial import run_some_steps
 
     if not args.captions and not args.scenes:
         raise InputError("give --captions (LLM-written data), --scenes (programmatic data) or both")

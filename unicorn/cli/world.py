@@ -84,7 +84,7 @@ def _train(args) -> int:
 
 def _bench(args) -> int:
     from ..encoders import create_encoder
-    from ..world.bench import BenchConfig, default_projectors, format_table, world_bench
+    from ..world.downstream import BenchConfig, default_projectors, format_table, world_bench
 
     _threads(args.threads)
     projectors = tuple(p.strip() for p in args.projectors.split(",")) if args.projectors else default_projectors()
@@ -137,7 +137,7 @@ def _pairs(args) -> int:
     import numpy as np
 
     from ..encoders import create_encoder
-    from ..world.bench import FIT_START, embed_scenes
+    from ..world.downstream import FIT_START, embed_scenes
     from ..world.scene import sample_scenes
 
     if args.n < 1:

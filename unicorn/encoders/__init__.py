@@ -31,6 +31,13 @@ def register_encoder(schema: str, cls: type[Encoder]) -> type[Encoder]:
     return ENCODERS.register(schema, cls)
 
 
+def encoder_dim(spec: str) -> int | None:
+    """The width `spec` will embed to, from its config alone (None where only loading it would tell); also checks
+    the spec's schema."""
+    schema, ident = parse_spec("world:default" if spec == "world" else spec, ENCODERS.names(), "encoder")
+    return ENCODERS.get(schema).declared_dim(ident)
+
+
 def create_encoder(spec: str, *, device: str | None = None) -> Encoder:
     """Build an encoder: `world[:FOLDER]`, `openclip:ARCH/PRETRAINED`, `openclip:ARCH@/path`, `hf:NAME_OR_DIR`,
     `st:NAME_OR_DIR`, or a registered one's `SCHEMA:ID`."""
@@ -40,4 +47,4 @@ def create_encoder(spec: str, *, device: str | None = None) -> Encoder:
         return cls(ident, device=device)
 
 
-__all__ = ["Encoder", "SCHEMAS", "create_encoder", "list_encoders", "register_encoder"]
+__all__ = ["Encoder", "SCHEMAS", "create_encoder", "encoder_dim", "list_encoders", "register_encoder"]

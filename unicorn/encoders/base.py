@@ -55,6 +55,12 @@ class Encoder:
         # Half precision on a GPU halves memory and doubles throughput; outputs are cast back to float32.
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
 
+    @classmethod
+    def declared_dim(cls, ident: str) -> int | None:
+        """The embedding width this encoder will have, read from its config without loading weights, where that is
+        cheap (None: known only once loaded). Lets a run refuse a projector of another width before any model loads."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r}, dim={self.dim}, device={self.device!r})"
 

@@ -198,7 +198,7 @@ class RayEngine:
                     f"ray.{name}.num_cpus is {actor.num_cpus} but the cluster has {have.get('CPU', 0):g} CPUs"
                 )
 
-    def _map(self, ds, name: str, root):
+    def _map(self, ds, name: str, root, shards: int):
         actor = self.config.ray.actor(name)
         # Each actor writes its own cache file (hostname and pid in the name) and reads all the others.
         runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)), gpus=actor.num_gpus)
@@ -207,7 +207,9 @@ class RayEngine:
             fn_constructor_kwargs={"name": name, "config": self.config, "runtime": runtime, "cls": STEPS[name]},
             batch_size=1,
             batch_format="default",
-            compute=self.ray.data.ActorPoolStrategy(size=actor.concurrency),
+            # no more actors than shards in this pass: an idle actor would load its model for nothing (and Ray Data
+            # warns that the pool cannot be used)
+            compute=self.ray.data.ActorPoolStrategy(size=min(actor.concurrency, shards)),
             num_cpus=actor.num_cpus,
             num_gpus=actor.num_gpus,
         )
@@ -243,7 +245,7 @@ class RayEngine:
                 ds = ray.data.from_items(items, override_num_blocks=len(items))
                 for name in step_names():
                     ds = self._ordered(ds, ordered[name], [i for i, _ in window]) if name in ordered else \
-                        self._map(ds, name, root)  # fmt: skip
+                        self._map(ds, name, root, len(window))  # fmt: skip
                 # Writing is I/O: zero CPUs, so it never waits for the model actors to give their cores back.
                 ds = ds.map_batches(
                     write_shards,

@@ -197,3 +197,33 @@ def _near(value: str, folder: Path) -> str:
     if not Path(value).exists() and shipped(value).exists():  # e.g. checkpoints/world-projector after pip install .
         return str(shipped(value))
     return value
+
+
+def preflight(config: RunConfig) -> None:
+    """What can be checked before the output folder is touched or a model loads: every model spec's schema, the
+    projector folder (and that its width matches the encoder's, where the encoder's config says it), and the
+    prompt and persona files. A mistake here costs a second and leaves no run behind to refuse the corrected config.
+    """
+    from modality_transfer import load_projector
+
+    from ..encoders import encoder_dim
+    from ..llm import backend_class
+    from ..prompts import load_lines, load_text
+
+    c = config
+    if c.captions.k:
+        backend_class(c.captions.llm)
+        load_text(c.captions.prompt, fields=("seed", "persona"))
+        load_lines(c.captions.personas)
+        encoder_dim(c.captions.filter_encoder)
+    if c.instruct.llm_share > 0:
+        backend_class(c.instruct.llm)
+    encoder_dim(c.dedup.encoder)
+    projector = load_projector(c.embed.projector)
+    width = encoder_dim(c.embed.encoder)
+    if width is not None and width != projector.dim:
+        raise InputError(
+            f"embed.projector {c.embed.projector} maps {projector.dim}-d embeddings but embed.encoder "
+            f"{c.embed.encoder} makes {width}-d ones; fit a projector for this encoder (`unicorn gap fit --pairs ... "
+            f"--encoder {c.embed.encoder}`)"
+        )

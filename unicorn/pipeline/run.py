@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError, ServiceUnavailable
 from ..seeds import iter_seeds, seed_count_hint
-from .config import RunConfig
+from .config import RunConfig, preflight
 from .storage import RunFolder, RunState, seeds_sha256
 
 ENGINES = ("local", "ray")
@@ -86,6 +86,7 @@ def run_pipeline(
     if address and engine != "ray":
         raise InputError("--address is for --engine ray")
     started = time.perf_counter()
+    preflight(config)  # a typo in a path or a width mismatch: before any model loads or the folder is touched
     folder = RunFolder(out)
     stream = iter_seeds(config.seeds.source, limit=config.seeds.limit)
     shards = stream.shards(config.shard_size)
