@@ -86,11 +86,11 @@ def run_pipeline(
     if address and engine != "ray":
         raise InputError("--address is for --engine ray")
     started = time.perf_counter()
-    preflight(config)  # a typo in a path or a width mismatch: before any model loads or the folder is touched
     folder = RunFolder(out)
     stream = iter_seeds(config.seeds.source, limit=config.seeds.limit)
     shards = stream.shards(config.shard_size)
     first = next(shards)  # a source without a usable seed is refused before the output folder is touched
+    preflight(config)  # a typo in a path or a width mismatch: before any model loads or the folder is touched
     if engine == "ray":
         from ..engines.ray_data import RayEngine
 
