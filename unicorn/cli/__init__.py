@@ -10,7 +10,7 @@ import sys
 from modality_transfer.errors import InputError
 
 from ..errors import ServiceUnavailable
-from . import gap, run, text, world
+from . import gap, run, text, vlm, world
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_commands(commands)
     text.add_commands(commands)
     run.add_commands(commands)
+    vlm.add_commands(commands)
     return parser
 
 
