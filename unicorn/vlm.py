@@ -238,8 +238,9 @@ def train_vlm(
                                image_tokens=config.image_tokens)  # fmt: skip
         model = _model_class()(vlm_config)
     k, max_len = model.config.image_tokens, model.config.max_len
-    stages = [("stage 1", Examples(tok, data.captions, k, max_len), config.stage1_steps),
-              ("stage 2", Examples(tok, data.conversations + data.captions, k, max_len), config.stage2_steps)]  # fmt: skip
+    stage1 = Examples(tok, data.captions, k, max_len)
+    stage2 = Examples(tok, data.conversations + data.captions, k, max_len)
+    stages = [("stage 1", stage1, config.stage1_steps), ("stage 2", stage2, config.stage2_steps)]
     embeddings = torch.from_numpy(data.embeddings)
     rng = np.random.default_rng(config.seed)
     history: dict = {"loss": [], "tokens_per_second": 0.0}
