@@ -28,11 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PRECISION = "float64"  # set from --precision
+
+
 def config_for(folder: Path, seeds: int, shard_size: int) -> Path:
     path = folder / f"scale-{seeds}.yaml"
     path.write_text(
         f"seeds: {{source: 'world:{seeds}@0'}}\ncaptions: {{k: 0}}\ninstruct: {{llm_share: 0.0}}\n"
-        f"embed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}, batch_size: 256}}\n"
+        f"embed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}, batch_size: 256, precision: {PRECISION}}}\n"
         f"shard_size: {shard_size}\nray: {{embed: {{concurrency: 1, num_cpus: 1}}}}\n"
     )
     return path
@@ -66,7 +69,7 @@ def bare_encoders(rows: int = 2048) -> dict:
 
     texts = [r["text"] for r in read_seeds(f"world:{rows}@9")[0]]
     best = {}
-    for spec, precision in (("world", "float64"), ("st:default", "float32")):
+    for spec, precision in (("world", PRECISION), ("st:default", "float32")):
         encoder = create_encoder(spec).set_precision(precision)
         encoder.encode_text(texts[:64], progress=False)
         rates = {}
@@ -95,13 +98,22 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=256)
     parser.add_argument("--ray", type=int, default=0, help="also run this many seeds on --engine ray")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument(
+        "--precision",
+        default="float64",
+        choices=("float64", "float32"),
+        help="embed.precision: float64 makes Ray and local byte-identical; float32 is faster",
+    )
     args = parser.parse_args()
+    global PRECISION
+    PRECISION = args.precision
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(args.out or tempfile.mkdtemp(prefix="unicorn-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"runs in {work}; shard_size {args.shard_size}; {os.cpu_count()} CPUs", flush=True)
+    print(f"runs in {work}; shard_size {args.shard_size}; embed.precision {args.precision}; {os.cpu_count()} CPUs",
+          flush=True)  # fmt: skip
     bare = bare_encoders()
-    print(f"bare encoders, best batch: world-CLIP text (float64) {bare['world']:.1f} rows/s, MiniLM "
+    print(f"bare encoders, best batch: world-CLIP text ({PRECISION}) {bare['world']:.1f} rows/s, MiniLM "
           f"{bare['st:default']:.1f} rows/s, both in sequence {bare['both']:.1f} rows/s", flush=True)  # fmt: skip
 
     results = {}

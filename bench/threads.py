@@ -10,10 +10,15 @@ Gemma 3 270M, side by side in one run:
 - shared: both processes free to use every CPU (no affinity to read): threads = cpu_count each against threads = 1
   each (the config's `threads:` option; what the Ray engine sets from an actor's `num_cpus`).
 
+- loaded (`--loaded`): one model process with the default threads (every usable CPU), alone and beside a CPU hog
+  (two busy processes on the same cores, as another job on a shared node), with OpenMP's waiting threads spinning
+  (`OMP_WAIT_POLICY=ACTIVE`, libgomp's default) and sleeping (`PASSIVE`, the backend's default): the share of its
+  tokens/s alone that each keeps under load.
+
 It prints aggregate completion tokens/s, the ratios, and whether the replies are identical (threads change speed,
 not text).
 
-    python bench/threads.py [--requests 4] [--max-tokens 32] [--json]
+    python bench/threads.py [--requests 4] [--max-tokens 32] [--loaded] [--json]
 """
 
 from __future__ import annotations
@@ -50,13 +55,14 @@ def child(cpus: list[int], threads: int, requests: int, max_tokens: int) -> dict
             "tok_s": round(tokens / wall, 2), "replies": [c.text for c in out]}  # fmt: skip
 
 
-def together(runs: list[tuple[list[int], int]], args) -> dict:
+def together(runs: list[tuple[list[int], int]], args, env: dict | None = None) -> dict:
     """Start one child per (cpus, threads) at once; their aggregate tokens/s and their replies."""
     procs = []
     for cpus, threads in runs:
         code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.threads import child; "
                 f"print(json.dumps(child({cpus!r}, {threads}, {args.requests}, {args.max_tokens})))")  # fmt: skip
-        procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT))
+        procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                                      env={**os.environ, **(env or {})}))  # fmt: skip
     start = time.perf_counter()
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = time.perf_counter() - start
@@ -71,7 +77,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--loaded", action="store_true", help="only the loaded case: alone vs beside a CPU hog")
     args = parser.parse_args(argv)
+    if args.loaded:
+        return loaded(args)
     mine, machine = sorted(os.sched_getaffinity(0)), os.cpu_count() or 1
     if len(mine) < 2:
         parser.error("needs at least 2 usable CPUs (two processes, one CPU each)")
@@ -99,6 +108,32 @@ def main(argv=None) -> dict:
                     f"  {case:6} {name:22} threads={r['threads_each']:<2} {r['wall_s']:7.2f} s {r['tok_s']:7.2f} tok/s"
                 )
             print(f"  {case:6} speedup {result[case]['speedup']}x, same replies: {result[case]['same_replies']}")
+    return result
+
+
+def loaded(args) -> dict:
+    """One default-threads model process alone, then beside two busy processes, under each OpenMP wait policy."""
+    mine = sorted(os.sched_getaffinity(0))
+    result: dict = {"usable_cpus": len(mine), "requests": args.requests}
+    for policy in ("ACTIVE", "PASSIVE"):
+        alone = together([(mine, len(mine))], args, {"OMP_WAIT_POLICY": policy})
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in mine]
+        try:
+            busy = together([(mine, len(mine))], args, {"OMP_WAIT_POLICY": policy})
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        result[policy] = {"alone_tok_s": alone["tok_s"], "loaded_tok_s": busy["tok_s"],
+                          "kept": round(busy["tok_s"] / alone["tok_s"], 3),
+                          "same_replies": alone["replies"] == busy["replies"]}  # fmt: skip
+        r = result[policy]
+        print(
+            f"OMP_WAIT_POLICY={policy:7} alone {r['alone_tok_s']:6.2f} tok/s, beside {len(mine)} busy processes "
+            f"{r['loaded_tok_s']:6.2f} tok/s: keeps {100 * r['kept']:.0f}%, same replies: {r['same_replies']}"
+        )
+    if args.json:
+        print(json.dumps(result, indent=2))
     return result
 
 

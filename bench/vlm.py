@@ -202,8 +202,11 @@ def main() -> None:
               f"{100 * np.mean(vqa) / max(real_mean['vqa'], 1e-9):6.1f}%")  # fmt: skip
     for name in ("real", "synthetic (contrastive)"):
         first = report["sources"][name][0]
-        print(f"\n{name}, seed 0, on test scene 0 (real image embedding):\n  caption: {first['example_caption']}\n"
-              f"  Q: {first['example_answer'][0]}  A: {first['example_answer'][1]}  (truth: {first['example_answer'][2]})")
+        question, answer, truth = first["example_answer"]
+        print(
+            f"\n{name}, seed 0, on test scene 0 (real image embedding):\n  caption: {first['example_caption']}\n"
+            f"  Q: {question}  A: {answer}  (truth: {truth})"
+        )
     print(f"\ntest scene 0: {test_dicts[0]}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     (work / "vlm_bench.json").write_text(json.dumps(report, indent=1, default=str))

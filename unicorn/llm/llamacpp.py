@@ -93,6 +93,11 @@ class LlamaCppLLM(LLM):
         if not path.is_file():
             raise InputError(f"{self.spec}: GGUF file {path} not found")
         self.model_id = file_id(path)
+        # This llama.cpp build runs its threads with OpenMP (libgomp), whose waiting threads spin by default: beside
+        # any other busy process they burn the cores the working threads need (bench/threads.py --loaded measures
+        # it). Passive waiting sleeps instead. libgomp reads this once, when llama.cpp's libraries load; a value
+        # the user set is kept.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
         except ImportError:
