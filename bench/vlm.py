@@ -14,7 +14,7 @@
 Each source is trained from `--runs` seeds (ablations from `--ablation-runs`); the table gives the mean, the spread
 (max - min, in points) and the share of (a). `--ablations` adds: projector `mean_shift` and `unicorn_released` in
 place of `contrastive`, and the run with semantic dedup off (`dedup.threshold: 1.0`).
- Figures are printed and written to OUT/vlm_bench.json.
+Figures are printed and written to OUT/vlm_bench.json.
 """
 
 from __future__ import annotations
