@@ -58,8 +58,8 @@ def coco(batch: int) -> None:
     e = {i for i, d in enumerate(exact) if d}
     a = {i for i, d in enumerate(approx) if d}
     print(f"COCO val2017, {len(x)} captions, threshold 0.95, batches of {batch}: exact flags {len(e)} "
-          f"({exact_s:.1f} s), default IVF flags {len(a)} ({approx_s:.1f} s); agreement {len(e & a) / max(len(e), 1):.4f}"
-          f" of exact's decisions; flagged by the IVF but not by exact: {len(a - e)}")  # fmt: skip
+          f"({exact_s:.1f} s), default IVF flags {len(a)} ({approx_s:.1f} s); agreement "
+          f"{len(e & a) / max(len(e), 1):.4f} of exact's decisions; flagged by the IVF but not by exact: {len(a - e)}")
 
 
 def planted(n: int, share: float, dim: int, seed: int = 0):
@@ -94,8 +94,8 @@ def synthetic(n: int, batch: int) -> None:
     tenth = max(1, len(times) // 10)
     first, last = np.mean(times[:tenth]), np.mean(times[-tenth:])
     kept = n - len(found)
-    print(f"synthetic: {n} rows (384-d, {len(dups)} planted near-duplicates) in {seconds:.1f} s ({n / seconds:.0f} rows/s);"
-          f" planted found {len(dups & found) / len(dups):.4f}; other rows flagged {len(found - dups)}; index "
+    print(f"synthetic: {n} rows (384-d, {len(dups)} planted near-duplicates) in {seconds:.1f} s "
+          f"({n / seconds:.0f} rows/s); planted found {len(dups & found) / len(dups):.4f}; other rows flagged {len(found - dups)}; index "
           f"{dedup.nbytes / kept:.0f} bytes per kept row; s/row first tenth {first * 1e6:.1f} us, last tenth "
           f"{last * 1e6:.1f} us ({last / first:.2f}x)")  # fmt: skip
 
