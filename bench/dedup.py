@@ -95,7 +95,8 @@ def synthetic(n: int, batch: int) -> None:
     first, last = np.mean(times[:tenth]), np.mean(times[-tenth:])
     kept = n - len(found)
     print(f"synthetic: {n} rows (384-d, {len(dups)} planted near-duplicates) in {seconds:.1f} s "
-          f"({n / seconds:.0f} rows/s); planted found {len(dups & found) / len(dups):.4f}; other rows flagged {len(found - dups)}; index "
+          f"({n / seconds:.0f} rows/s); planted found {len(dups & found) / len(dups):.4f}; other rows flagged "
+          f"{len(found - dups)}; index "
           f"{dedup.nbytes / kept:.0f} bytes per kept row; s/row first tenth {first * 1e6:.1f} us, last tenth "
           f"{last * 1e6:.1f} us ({last / first:.2f}x)")  # fmt: skip
 
