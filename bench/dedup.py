@@ -57,9 +57,11 @@ def coco(batch: int) -> None:
     exact_s = time.perf_counter() - start
     e = {i for i, d in enumerate(exact) if d}
     a = {i for i, d in enumerate(approx) if d}
-    print(f"COCO val2017, {len(x)} captions, threshold 0.95, batches of {batch}: exact flags {len(e)} "
-          f"({exact_s:.1f} s), default IVF flags {len(a)} ({approx_s:.1f} s); agreement "
-          f"{len(e & a) / max(len(e), 1):.4f} of exact's decisions; flagged by the IVF but not by exact: {len(a - e)}")
+    print(
+        f"COCO val2017, {len(x)} captions, threshold 0.95, batches of {batch}: exact flags {len(e)} "
+        f"({exact_s:.1f} s), default IVF flags {len(a)} ({approx_s:.1f} s); agreement "
+        f"{len(e & a) / max(len(e), 1):.4f} of exact's decisions; flagged by the IVF but not by exact: {len(a - e)}"
+    )
 
 
 def planted(n: int, share: float, dim: int, seed: int = 0):
