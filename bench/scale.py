@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--shard-size", type=int, default=256)
     parser.add_argument("--ray", type=int, default=0, help="also run this many seeds on --engine ray")
+    parser.add_argument("--no-resume", action="store_true", help="skip the kill-at-half and resume")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument(
         "--precision",
@@ -149,21 +150,8 @@ def main() -> None:
     )
 
     # kill at half and resume, at the middle size
-    n = sizes[len(sizes) // 2]
-    config = config_for(work, n, args.shard_size)
-    out = work / f"resume-{n}"
-    half = max(1, results[n]["shards"] // 2)
-    run(config, out, kill_at=half)
-    resumed = run(config, out)
-    stats = read_stats(out)
-    same = all((out / f"{d}").is_dir() for d in ("metadata",)) and all(
-        (out / "metadata" / p.name).read_bytes() == p.read_bytes() for p in (work / f"run-{n}" / "metadata").iterdir()
-    )
-    print(
-        f"\nresume at {n} seeds after SIGKILL at {half} of {results[n]['shards']} shards: startup "
-        f"{stats['startup']:.2f} s (fresh run: {results[n]['startup']:.2f} s), resumed run {resumed['wall']:.1f} s "
-        f"(whole clean run {results[n]['wall']:.1f} s); metadata identical to the clean run: {same}"
-    )
+    if not args.no_resume:
+        resume(work, sizes[len(sizes) // 2], args, results)
 
     if args.ray:
         config = config_for(work, args.ray, args.shard_size)
@@ -186,6 +174,24 @@ def main() -> None:
             f"{step_seconds:.1f} of {measured['wall']:.1f} s wall (Ray's share at most "
             f"{1 - step_seconds / measured['wall']:.1%})"
         )
+
+
+def resume(work: Path, n: int, args, results: dict) -> None:
+    """SIGKILL a run of `n` seeds at half its shards, resume it, and compare with the clean run."""
+    config = config_for(work, n, args.shard_size)
+    out = work / f"resume-{n}"
+    half = max(1, results[n]["shards"] // 2)
+    run(config, out, kill_at=half)
+    resumed = run(config, out)
+    stats = read_stats(out)
+    same = all((out / f"{d}").is_dir() for d in ("metadata",)) and all(
+        (out / "metadata" / p.name).read_bytes() == p.read_bytes() for p in (work / f"run-{n}" / "metadata").iterdir()
+    )
+    print(
+        f"\nresume at {n} seeds after SIGKILL at {half} of {results[n]['shards']} shards: startup "
+        f"{stats['startup']:.2f} s (fresh run: {results[n]['startup']:.2f} s), resumed run {resumed['wall']:.1f} s "
+        f"(whole clean run {results[n]['wall']:.1f} s); metadata identical to the clean run: {same}"
+    )
 
 
 def run_wall(results: dict, n: int, local: Path) -> float:
