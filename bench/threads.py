@@ -55,6 +55,17 @@ def child(cpus: list[int], threads: int, requests: int, max_tokens: int) -> dict
             "tok_s": round(tokens / wall, 2), "replies": [c.text for c in out]}  # fmt: skip
 
 
+def _environment(changes: dict | None) -> dict:
+    """This process's environment with `changes`; an empty value removes the variable (libgomp's default)."""
+    env = dict(os.environ)
+    for key, value in (changes or {}).items():
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return env
+
+
 def together(runs: list[tuple[list[int], int]], args, env: dict | None = None) -> dict:
     """Start one child per (cpus, threads) at once; their aggregate tokens/s and their replies."""
     procs = []
@@ -62,7 +73,7 @@ def together(runs: list[tuple[list[int], int]], args, env: dict | None = None) -
         code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.threads import child; "
                 f"print(json.dumps(child({cpus!r}, {threads}, {args.requests}, {args.max_tokens})))")  # fmt: skip
         procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                                      env={**os.environ, **(env or {})}))  # fmt: skip
+                                      env=_environment(env)))  # fmt: skip
     start = time.perf_counter()
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = time.perf_counter() - start
@@ -115,11 +126,18 @@ def loaded(args) -> dict:
     """One default-threads model process alone, then beside two busy processes, under each OpenMP wait policy."""
     mine = sorted(os.sched_getaffinity(0))
     result: dict = {"usable_cpus": len(mine), "requests": args.requests}
-    for policy in ("ACTIVE", "PASSIVE"):
-        alone = together([(mine, len(mine))], args, {"OMP_WAIT_POLICY": policy})
+    policies = {  # the backend's choice by load; libgomp's default (spin 300K rounds, then sleep); always spin; never
+        "unicorn default": {},
+        "libgomp default": {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "300000"},  # its documented default count
+        "ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
+        "SPINCOUNT=10000": {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"},
+        "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    }
+    for policy, env in policies.items():
+        alone = together([(mine, len(mine))], args, env)
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in mine]
         try:
-            busy = together([(mine, len(mine))], args, {"OMP_WAIT_POLICY": policy})
+            busy = together([(mine, len(mine))], args, env)
         finally:
             for hog in hogs:
                 hog.kill()
@@ -129,7 +147,7 @@ def loaded(args) -> dict:
                           "same_replies": alone["replies"] == busy["replies"]}  # fmt: skip
         r = result[policy]
         print(
-            f"OMP_WAIT_POLICY={policy:7} alone {r['alone_tok_s']:6.2f} tok/s, beside {len(mine)} busy processes "
+            f"{policy:16} alone {r['alone_tok_s']:6.2f} tok/s, beside {len(mine)} busy processes "
             f"{r['loaded_tok_s']:6.2f} tok/s: keeps {100 * r['kept']:.0f}%, same replies: {r['same_replies']}"
         )
     if args.json:

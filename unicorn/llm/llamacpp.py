@@ -57,6 +57,26 @@ def file_id(path: Path) -> str:
     return f"{path.name}:{path.stat().st_size}:{head}"
 
 
+def machine_busy(window: float = 0.25) -> bool:
+    """Whether other processes keep at least half of this machine's CPUs busy now (from /proc/stat over `window`
+    seconds, while this process sleeps); False where that cannot be read."""
+    import time
+
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return False
+    total = total1 - total0
+    return total > 0 and 1 - (idle1 - idle0) / total >= 0.5
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask, which Ray and container limits set), not the
     machine's count: more threads than usable cores makes llama.cpp's spinning threads collapse."""
@@ -93,11 +113,12 @@ class LlamaCppLLM(LLM):
         if not path.is_file():
             raise InputError(f"{self.spec}: GGUF file {path} not found")
         self.model_id = file_id(path)
-        # This llama.cpp build runs its threads with OpenMP (libgomp), whose waiting threads spin by default: beside
-        # any other busy process they burn the cores the working threads need (bench/threads.py --loaded measures
-        # it). Passive waiting sleeps instead. libgomp reads this once, when llama.cpp's libraries load; a value
-        # the user set is kept.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # This llama.cpp build runs its threads with OpenMP (libgomp), whose waiting threads spin: alone that is the
+        # fastest (78 tok/s here against 37 with passive waiting), beside other busy processes it collapses (10 tok/s
+        # against 21). libgomp reads the policy once, when llama.cpp's libraries load, so the choice is made here,
+        # from the load the machine carries now (bench/threads.py --loaded); a policy or spin count the user set wins.
+        if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ and machine_busy():
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
             from llama_cpp import Llama
         except ImportError:
