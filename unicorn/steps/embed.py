@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from .base import NO_RUNTIME, Columns, Runtime, Step, alive
@@ -58,7 +59,12 @@ class EmbedStep(Step):
             emb = self.encoder.encode_text([batch["caption"][i] for i in live], batch_size=self.config.batch_size)
             middle = time.perf_counter()
             text[live] = emb
-            mapped = self.projector.transform(emb)
+            # One BLAS thread for the projector's matmuls: with more, the reduction order (and so the last bits,
+            # and some float16 values) depends on the thread count, which differs between a Ray worker
+            # (OMP_NUM_THREADS=1) and the local engine; measured at shard_size 256, 37 of 40 shards' image_emb
+            # differed. The projector is a small share of the step (projector_seconds in the run's counters).
+            with threadpool_limits(limits=1):
+                mapped = self.projector.transform(emb)
             # the run folder stores unit vectors (the clip-retrieval layout's promise); a method whose published
             # arithmetic leaves them shorter (unicorn_released) is exported exactly by `export --format unicorn`
             image[live] = mapped / np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
