@@ -12,16 +12,20 @@ from .errors import InputError
 
 
 class Registry:
-    def __init__(self, kind: str, builtin: dict[str, str], package: str) -> None:
-        self.kind, self.package = kind, package
+    def __init__(self, kind: str, builtin: dict[str, str], package: str, base: type) -> None:
+        self.kind, self.package, self.base = kind, package, base
         self._entries: dict[str, str | type] = dict(builtin)  # name -> ".module:Class" (lazy) or the class
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
     def register(self, name: str, cls: type) -> type:
-        if not name or ":" in name or not isinstance(cls, type):
-            raise InputError(f"a {self.kind} is registered as a name without ':' and a class, got {name!r}, {cls!r}")
+        """Add `cls` (a subclass of the registry's base) under `name`, usable as `name:ID` in any spec."""
+        if not isinstance(cls, type) or not issubclass(cls, self.base):
+            base = f"{self.base.__module__.rsplit('.', 1)[0]}.{self.base.__name__}"
+            raise InputError(f"{self.kind} classes must subclass {base}, got {cls!r}")
+        if not name or ":" in name:
+            raise InputError(f"a {self.kind} is registered under a name without ':', got {name!r}")
         self._entries[name] = cls
         return cls
 

@@ -15,7 +15,6 @@ float16 vectors a run stores per shard rebuild exactly the same index on resume.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import numpy as np
@@ -27,23 +26,15 @@ _PUNCT = re.compile(r"[^\w\s]")
 
 
 def normalised_text(text: str) -> str:
+    """The lower-cased text without punctuation or extra spaces: what an exact duplicate shares."""
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-def normalised_hash(text: str) -> str:
-    """Hash of the lower-cased text without punctuation or extra spaces."""
-    return hashlib.sha1(normalised_text(text).encode()).hexdigest()
-
-
-def exact_duplicates(texts: list[str], seen: set[str] | None = None) -> list[bool]:
-    """True for each text whose normalised form appeared earlier (or is in `seen`, which is updated)."""
-    seen = set() if seen is None else seen
-    out = []
-    for t in texts:
-        h = normalised_hash(t)
-        out.append(h in seen)
-        seen.add(h)
-    return out
+def exact_duplicates(texts: list[str], seen: U64Set | None = None) -> list[bool]:
+    """True for each text whose normalised form appeared earlier (or is in `seen`, which is updated): the same test
+    `Deduplicator` makes."""
+    seen = U64Set() if seen is None else seen
+    return [not seen.add(normalised_text(t)) for t in texts]
 
 
 class SemanticIndex:

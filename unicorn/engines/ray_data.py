@@ -200,7 +200,8 @@ class RayEngine:
 
     def _map(self, ds, name: str, root, shards: int):
         actor = self.config.ray.actor(name)
-        # Each actor writes its own cache file (hostname and pid in the name) and reads all the others.
+        # Each LLM actor keeps its request cache on its machine's local disk and stores each shard's replies with the
+        # shard (apply_step), so any later actor on any node finds them.
         runtime = Runtime(run_dir=str(root), per_process=True, threads=max(1, int(actor.num_cpus)), gpus=actor.num_gpus)
         return ds.map_batches(
             StepActor,
@@ -235,10 +236,10 @@ class RayEngine:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx.execution_options.preserve_order = True  # shards are recorded in index order: done is always a prefix
         root = folder.root.resolve()
-        ordered: dict = {}
+        ordered: dict | None = None
         try:
             for window in _windows(shards, self.config.ray.window):
-                if not ordered:  # built on the driver once, its state rebuilt from the finished shards
+                if ordered is None:  # built on the driver once, its state rebuilt from the finished shards
                     ordered = {n: build_step(n, self.config) for n in step_names() if STEPS[n].ordered}
                     rebuild_ordered(ordered.values(), state, folder)
                 items = [shard_row(i, len(seeds), {}, seed_columns(seeds)) for i, seeds in window]
@@ -257,7 +258,7 @@ class RayEngine:
                 for row in ds.iter_rows():
                     record(json.loads(row["entry"]), int(row["seeds"]))
         finally:
-            for step in ordered.values():
+            for step in (ordered or {}).values():
                 step.close()
 
     def _ordered(self, ds, step, todo: list[int]):

@@ -29,13 +29,15 @@ class Recorder:
 
     Its cost per shard is one journal append and a progress update, whatever the number of shards done."""
 
-    def __init__(self, folder: RunFolder, state: RunState, total_seeds: int | None, progress: bool) -> None:
+    def __init__(
+        self, folder: RunFolder, state: RunState, total_seeds: int | None, progress: bool, started: float
+    ) -> None:
         self.folder, self.state = folder, state
         self.bar = tqdm(total=total_seeds, desc="run", unit="seed", disable=not progress, smoothing=0.05)
         self.rows_before = state.rows
         self.pending: dict[int, str] = {}  # shard -> hash of its seed rows, for the shards in flight only
         self.planned = 0  # shards the seed stream has made so far
-        self.started, self.startup = time.perf_counter(), None  # startup: until the engine asks for a new shard
+        self.started, self.startup = started, None  # startup: until work on the first new shard began
         self.seconds = 0.0  # spent recording (the bookkeeping per shard that bench/scale.py measures)
 
     def __call__(self, entry: dict, seeds: int) -> None:
@@ -102,8 +104,7 @@ def run_pipeline(
     manifest, state = folder.open(config.to_dict(), config.sha256(), restart=restart)
     if state.records:
         log(f"resuming: {state.records} shards already written")
-    record = Recorder(folder, state, seed_count_hint(config.seeds.source, config.seeds.limit), progress)
-    record.started = started
+    record = Recorder(folder, state, seed_count_hint(config.seeds.source, config.seeds.limit), progress, started)
     try:
         todo = plan(itertools.chain([first], shards), state, record, config.seeds.source)
         # the finished shards come first: their seed rows are checked before any model loads

@@ -65,22 +65,16 @@ REPORT_FILES = (
 
 def shard_files(index: int, version: int = VERSION) -> dict[str, str]:
     """A shard's files, relative to the run folder (format 1: five-digit names, no dedup vectors)."""
-    if version == 1:
-        name = f"{index:05d}"
-        return {
-            "metadata": f"metadata/{name}.parquet",
-            "text_emb": f"text_emb/{name}.npy",
-            "image_emb": f"image_emb/{name}.npy",
-            "instructions": f"instructions/{name}.jsonl",
-        }
-    name = f"{index:08d}"
-    return {
+    name = f"{index:05d}" if version == 1 else f"{index:08d}"
+    files = {
         "metadata": f"metadata/{name}.parquet",
         "text_emb": f"text_emb/{name}.npy",
         "image_emb": f"image_emb/{name}.npy",
         "instructions": f"instructions/{name}.jsonl",
-        "dedup_emb": f"dedup_emb/{name}.npy",
     }
+    if version != 1:
+        files["dedup_emb"] = f"dedup_emb/{name}.npy"
+    return files
 
 
 def seeds_sha256(seeds: list[dict]) -> str:
@@ -142,7 +136,6 @@ class RunState:
     rows: int = 0
     instructions: int = 0
     last_sha: str = ""
-    torn_bytes: int = 0  # bytes after the last newline: an append a crash cut short
     stats: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)
     counters: Counter = field(default_factory=Counter)
@@ -270,15 +263,17 @@ class RunFolder:
                 prev = record["sha256"]
                 yield record
 
-    def state(self, manifest: dict | None = None) -> RunState:
-        """What is done, read in one pass over the journal (a few bytes per shard kept)."""
+    def state(self, manifest: dict | None = None, *, each=None, torn: list | None = None) -> RunState:
+        """What is done, read in one pass over the journal (a few bytes per shard kept); `each(record)` is called
+        for every verified record, `torn` collects a crash's cut-short tail (see `records`)."""
         manifest = manifest if manifest is not None else self.read_manifest()
-        state, torn = RunState(), []
+        state = RunState()
         for record in self.records(manifest, torn=torn):
             if state.done(record["index"]):
                 raise InputError(f"{self.journal_path}: shard {record['index']} is recorded twice")
             state.add(record)
-        state.torn_bytes = sum(torn)
+            if each is not None:
+                each(record)
         return state
 
     def shard_paths(self, index: int) -> dict[str, Path]:
@@ -335,21 +330,22 @@ class RunFolder:
         return manifest, state
 
     def _resume_state(self, manifest: dict) -> RunState:
-        state, torn, last = RunState(), [], deque(maxlen=RESUME_CHECK_LAST)
-        rng, sample = random.Random(manifest["config_sha256"]), []
-        for record in self.records(manifest, torn=torn):
-            if state.done(record["index"]):
-                raise InputError(f"{self.journal_path}: shard {record['index']} is recorded twice")
-            state.add(record)
+        torn, last = [], deque(maxlen=RESUME_CHECK_LAST)
+        rng, sample, seen = random.Random(manifest["config_sha256"]), [], 0
+
+        def each(record: dict) -> None:
+            # the last few records, and a reservoir sample of all: the same shards on every resume of this run
+            nonlocal seen
+            seen += 1
             last.append(record)
-            # reservoir sample of the records before the last few: the same shards on every resume of this run
-            n = state.records
             if len(sample) < RESUME_CHECK_SAMPLE:
                 sample.append(record)
             else:
-                j = rng.randrange(n)
+                j = rng.randrange(seen)
                 if j < RESUME_CHECK_SAMPLE:
                     sample[j] = record
+
+        state = self.state(manifest, each=each, torn=torn)
         for record in {r["index"]: r for r in (*sample, *last)}.values():
             self.check_shard(record)
         if torn:  # the crash's half-written line: its shard is made again
@@ -361,9 +357,11 @@ class RunFolder:
 
     def _remove_run(self, manifest: dict) -> None:
         try:
-            records = list(self.records(manifest))
+            for _ in self.records(manifest):  # a first pass checks the whole chain: an edited journal proves nothing
+                pass
+            records = self.records(manifest)  # the second removes, streamed
         except InputError:
-            records = []  # an edited journal proves nothing is ours: remove no shard file
+            records = iter(())  # so no shard file is removed
         for record in records:
             for rel, sha in record.get("files", {}).items():
                 path = self.root / rel
@@ -426,8 +424,9 @@ class RunFolder:
 
     # -- shards ------------------------------------------------------------------------------------------------------
 
-    def write_shard(self, result: ShardResult, seeds_hash: str = "") -> dict:
-        """Write one shard's files; returns its record (rows, checksums, seed hash, counts, seconds).
+    def write_shard(self, result: ShardResult) -> dict:
+        """Write one shard's files; returns its record (rows, checksums, counts, seconds; the driver adds the hash
+        of its seed rows).
 
         Safe to call from a worker process: it writes only this shard's files, each under a temporary name,
         fsynced, and never the journal, which the one driver process appends to."""
@@ -456,7 +455,6 @@ class RunFolder:
             "index": index,
             "rows": result.rows,
             "instructions": len(result.instructions),
-            "seeds_sha256": seeds_hash,
             "files": {str(p.relative_to(self.root)): sha256_file(p) for p in paths.values()},
             "stats": result.stats,
             "seconds": {k: round(v, 4) for k, v in seconds.items()},
