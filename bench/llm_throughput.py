@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from unicorn.captions.diversify import diversify  # noqa: E402
+from unicorn.captions.variants import diversify  # noqa: E402
 from unicorn.llm import create_llm  # noqa: E402
 from unicorn.llm.llamacpp import default_model_path  # noqa: E402
 from unicorn.llm.server import llama_server  # noqa: E402

@@ -10,7 +10,10 @@ resumed: "resume startup" is the time from launch until the resumed run asks for
 journal, checking a bounded sample of shards, verifying seed hashes, rebuilding the dedup state), against the same
 figure for a fresh run (loading the models). The bare encoders (world-CLIP text tower in the job's float64, MiniLM
 for dedup) are timed alone at their best batch size for the ratio the job reaches. `--ray N` also runs N seeds on
-`--engine ray` (a local instance) and checks its rows against the local run's.
+`--engine ray` (a local instance) and checks its rows against the local run's. `--seed-file LINES` streams a
+LINES-line seed file (the shipped world seeds repeated under new ids, about 1 KB a line) through the run's seed
+reader and sharder, whole and with `limit: 1000`, each in a child process, beside a 1,000-line file: peak RSS and
+lines/s.
 """
 
 from __future__ import annotations
@@ -39,6 +42,35 @@ def config_for(folder: Path, seeds: int, shard_size: int) -> Path:
         f"shard_size: {shard_size}\nray: {{embed: {{concurrency: 1, num_cpus: 1}}}}\n"
     )
     return path
+
+
+STREAM = """
+import resource, sys, time
+from unicorn.seeds import iter_seeds
+path, limit, size = sys.argv[1], (int(sys.argv[2]) or None), int(sys.argv[3])
+start, rows, shards = time.perf_counter(), 0, 0
+for shard in iter_seeds(path, limit=limit).shards(size):
+    rows, shards = rows + len(shard[1]), shards + 1
+print(rows, shards, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def seed_file_memory(work: Path, lines: int, shard_size: int) -> None:
+    """Peak RSS and lines/s of the seed stream over a `lines`-line file against a 1,000-line one."""
+    template = [json.loads(line) for line in (ROOT / "seeds" / "world.jsonl").read_text().splitlines()]
+    print(f"\nseed file streaming ({shard_size} seeds per shard):")
+    print(f"{'lines':>9} {'limit':>6} {'read':>9} {'shards':>7} {'seconds':>8} {'lines/s':>8} {'peak RSS MiB':>12}")
+    for n in (1000, lines):
+        path = work / f"seeds-{n}.jsonl"
+        if not path.is_file():
+            with open(path, "w") as f:
+                for i in range(n):
+                    f.write(json.dumps({**template[i % len(template)], "id": f"seed-{i:08d}"}) + "\n")
+        for limit in (0, 1000):
+            out = subprocess.run([sys.executable, "-c", STREAM, str(path), str(limit), str(shard_size)],
+                                 capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()  # fmt: skip
+            rows, shards, seconds, rss = int(out[0]), int(out[1]), float(out[2]), float(out[3])
+            print(f"{n:>9} {limit or '-':>6} {rows:>9} {shards:>7} {seconds:>8.1f} {rows / seconds:>8.0f} {rss:>12.0f}")
 
 
 def run(config: Path, out: Path, *, engine: str = "local", kill_at: int | None = None) -> dict:
@@ -99,6 +131,7 @@ def main() -> None:
     parser.add_argument("--ray", type=int, default=0, help="also run this many seeds on --engine ray")
     parser.add_argument("--no-resume", action="store_true", help="skip the kill-at-half and resume")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--seed-file", type=int, default=0, help="stream a seed file of this many lines")
     parser.add_argument(
         "--precision",
         default="float64",
@@ -108,11 +141,15 @@ def main() -> None:
     args = parser.parse_args()
     global PRECISION
     PRECISION = args.precision
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     work = Path(args.out or tempfile.mkdtemp(prefix="unicorn-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"runs in {work}; shard_size {args.shard_size}; embed.precision {args.precision}; {os.cpu_count()} CPUs",
           flush=True)  # fmt: skip
+    if args.seed_file:
+        seed_file_memory(work, args.seed_file, args.shard_size)
+        if not args.sizes:
+            return
     bare = bare_encoders()
     print(f"bare encoders, best batch: world-CLIP text ({PRECISION}) {bare['world']:.1f} rows/s, MiniLM "
           f"{bare['st:default']:.1f} rows/s, both in sequence {bare['both']:.1f} rows/s", flush=True)  # fmt: skip

@@ -13,7 +13,11 @@
    questions on the test scenes answered by the VLM (exact match, by question type).
 Each source is trained from `--runs` seeds (ablations from `--ablation-runs`); the table gives the mean, the spread
 (max - min, in points) and the share of (a). `--ablations` adds: projector `mean_shift` and `unicorn_released` in
-place of `contrastive`, and the run with semantic dedup off (`dedup.threshold: 1.0`).
+place of `contrastive`, and the run with semantic dedup off (`dedup.threshold: 1.0`). `--llm-stages` adds the
+pipeline's LLM stages, written by the embedded Gemma 3 270M on `--llm-seeds` of the same world seeds (a second run,
+whose replies are cached in OUT): "+ LLM caption variants (stage 1)" (`captions.k: 2`, the LLM's conversations left
+out of the export) and "+ LLM-written conversations (stage 2)" (`captions.k: 2`, `instruct.llm_share: 0.1`: the
+default pipeline), each beside the LLM-free run on the same seeds.
 Figures are printed and written to OUT/vlm_bench.json.
 """
 
@@ -35,23 +39,41 @@ CAPTION_PROMPT = "Describe the image briefly."
 ATTRIBUTES = ("shape", "colour", "size", "texture")
 
 
-def make_run(work: Path, seeds: int, name: str, extra: str = "") -> Path:
+def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, progress: bool = False) -> Path:
+    """A `unicorn run` over `seeds` world seeds (LLM-free unless `overrides` say otherwise) and its llava export;
+    both kept in `work`, so a second bench reuses them (and an interrupted LLM run resumes)."""
     from unicorn.exports import export_llava
     from unicorn.pipeline.config import load_config
     from unicorn.pipeline.run import run_pipeline
 
+    sections = {
+        "seeds": {"source": f"world:{seeds}@11"},
+        "captions": {"k": 0},
+        "instruct": {"llm_share": 0.0},
+        "embed": {"projector": str(ROOT / "checkpoints" / "world-projector"), "batch_size": 256},
+        "shard_size": 256,
+    }
+    for key, value in (overrides or {}).items():
+        sections[key] = {**sections[key], **value} if isinstance(value, dict) else value
     config = work / f"{name}.yaml"
-    config.write_text(
-        f"seeds: {{source: 'world:{seeds}@11'}}\ncaptions: {{k: 0}}\ninstruct: {{llm_share: 0.0}}\n"
-        f"embed: {{projector: {ROOT / 'checkpoints' / 'world-projector'}, batch_size: 256}}\nshard_size: 256\n{extra}"
-    )
+    config.write_text(json.dumps(sections, indent=1))  # JSON is YAML
     run = work / f"run-{name}"
-    if not (run / "manifest.json").is_file():
-        run_pipeline(load_config(config), run, progress=False, log=lambda m: None)
+    if not (run / "manifest.json").is_file() or not json.loads((run / "manifest.json").read_text()).get("complete"):
+        run_pipeline(load_config(config), run, progress=progress, log=print if progress else lambda m: None)
     export = work / f"export-{name}"
     if not export.is_dir():
         export_llava(run, export)
     return export
+
+
+def without_llm_conversations(export: Path, out: Path) -> Path:
+    """A copy of an export whose LLM-written conversations are left out (caption rows and embeddings kept)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("embedding_ids.json", "pretrain.json", "embeddings.npy"):
+        (out / name).write_bytes((export / name).read_bytes())
+    rows = json.loads((export / "llava.json").read_text())
+    (out / "llava.json").write_text(json.dumps([r for r in rows if r.get("source") != "llm"]))
+    return out
 
 
 def with_embeddings(export: Path, embeddings: np.ndarray, out: Path) -> Path:
@@ -135,6 +157,8 @@ def main() -> None:
     parser.add_argument("--steps", default="300,600", help="stage 1 and stage 2 steps")
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--ablation-runs", type=int, default=1, help="training seeds per ablation source")
+    parser.add_argument("--llm-stages", action="store_true", help="add the rows of the pipeline's LLM stages")
+    parser.add_argument("--llm-seeds", type=int, default=None, help="world seeds in the LLM runs (default: --seeds)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     import torch
@@ -191,16 +215,33 @@ def main() -> None:
         runs = None if name in main_sources else args.ablation_runs
         report["sources"][name] = train_and_test(name, with_embeddings(export, emb, work / f"export-{name}"), runs)
     if args.ablations:
-        no_dedup = make_run(work, args.seeds, "no-dedup", "dedup: {threshold: 1.0}\n")
+        no_dedup = make_run(work, args.seeds, "no-dedup", {"dedup": {"threshold": 1.0}})
         name = "synthetic, semantic dedup off"
         report["sources"][name] = train_and_test(name, no_dedup, args.ablation_runs)
+    if args.llm_stages:
+        # the same seeds with and without the LLM, so each row differs from the one above it by one stage
+        n = args.llm_seeds or args.seeds
+        base = export if n == args.seeds else make_run(work, n, f"base-{n}")
+        # shards of 32: an interrupted LLM run resumes losing at most one shard of replies
+        llm = make_run(work, n, f"llm-{n}", {"captions": {"k": 2}, "instruct": {"llm_share": 0.1}, "shard_size": 32},
+                       progress=True)  # fmt: skip
+        stage1 = without_llm_conversations(llm, work / f"export-llm-{n}-stage1")
+        manifest = json.loads((work / f"run-llm-{n}" / "manifest.json").read_text())
+        report["llm_run"] = {"totals": manifest["totals"], "wall_seconds": manifest.get("wall_seconds")}
+        print(f"LLM run over {n} seeds: {manifest['totals']} in {manifest.get('wall_seconds', 0):.0f} s", flush=True)
+        for name, exp in ((f"seed captions + programs ({n} seeds)", base),
+                          (f"+ LLM caption variants (stage 1, {n} seeds)", stage1),
+                          (f"+ LLM-written conversations (stage 2, {n} seeds)", llm)):  # fmt: skip
+            if n == args.seeds and exp is base:
+                continue  # the synthetic (contrastive) row above is this row
+            report["sources"][name] = train_and_test(name, exp)
     torch.set_num_threads(2)
 
     real_mean = {k: np.mean([r[k] for r in report["sources"]["real"]]) for k in ("attribute_f1", "vqa")}
-    print(f"\n{'source':<32} {'attr F1':>12} {'share':>7} {'halluc.':>12} {'VQA EM':>12} {'share':>7}")
+    print(f"\n{'source':<50} {'attr F1':>12} {'share':>7} {'halluc.':>12} {'VQA EM':>12} {'share':>7}")
     for name, runs in report["sources"].items():
         f1, hall, vqa = ([r[k] for r in runs] for k in ("attribute_f1", "hallucination", "vqa"))
-        print(f"{name:<32} {np.mean(f1):.3f} ({100 * (max(f1) - min(f1)):.1f}) "
+        print(f"{name:<50} {np.mean(f1):.3f} ({100 * (max(f1) - min(f1)):.1f}) "
               f"{100 * np.mean(f1) / max(real_mean['attribute_f1'], 1e-9):6.1f}% "
               f"{np.mean(hall):.3f} ({100 * (max(hall) - min(hall)):.1f}) "
               f"{np.mean(vqa):.3f} ({100 * (max(vqa) - min(vqa)):.1f}) "

@@ -231,3 +231,20 @@ def test_shard_replies_carry_what_was_paid_for_to_any_later_worker(tmp_path):
     assert load_shard_replies(later, tmp_path / "run", 3, "captions") == 3
     assert [c.text for c in later.get_many(["k1", "k2", "k3"])] == ["one", "two", "three"]
     assert load_shard_replies(later, tmp_path / "run", 4, "captions") == 0  # another shard: nothing
+
+
+def test_the_hash_set_answers_like_a_python_set_across_merges(monkeypatch):
+    """U64Set against a plain set (the oracle) with a tiny buffer, so most answers come from the merged array."""
+    from unicorn.hashing import U64Set
+
+    monkeypatch.setattr(U64Set, "BUFFER", 7)
+    rng = np.random.default_rng(0)
+    ours, oracle = U64Set(), set()
+    for value in rng.integers(0, 400, 1000):
+        text = f"row {value}"
+        assert ours.add(text) == (text not in oracle)
+        oracle.add(text)
+    assert len(ours) == len(oracle)
+    assert all((f"row {v}" in ours) == (f"row {v}" in oracle) for v in range(450))
+    assert np.all(np.diff(ours.sorted.astype(np.float64)) > 0)  # strictly increasing: sorted, no repeats
+    assert ours.nbytes <= 2 * 8 * len(ours) + 8 * U64Set.BUFFER

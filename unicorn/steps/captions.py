@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..captions.diversify import diversify
+from ..captions.variants import diversify
 from ..captions.filters import FilterConfig, apply_filters
 from ..captions.scene_check import check_caption
 from ..context import RowContext

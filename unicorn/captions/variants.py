@@ -1,4 +1,4 @@
-"""Diversification: k variants per seed in a dense, detailed style, each written in the voice of a persona.
+"""Caption variants: k per seed in a dense, detailed style, each written in the voice of a persona (`diversify`).
 
 A batch function: a batch of seed rows in, a batch of variant rows out (raw response kept beside the
 parsed caption, so a better parser can be applied later without asking the model again).
