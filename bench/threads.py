@@ -10,9 +10,10 @@ Gemma 3 270M, side by side in one run:
 - shared: both processes free to use every CPU (no affinity to read): threads = cpu_count each against threads = 1
   each (the config's `threads:` option; what the Ray engine sets from an actor's `num_cpus`).
 
-- loaded (`--loaded`): one model process with the default threads (every usable CPU), alone and beside a CPU hog
-  (two busy processes on the same cores, as another job on a shared node), with OpenMP's waiting threads spinning
-  (`OMP_WAIT_POLICY=ACTIVE`, libgomp's default) and sleeping (`PASSIVE`, the backend's default): the share of its
+- loaded (`--loaded`): one model process alone and beside a CPU hog (one busy loop per usable CPU, as another job on
+  a shared node; or a torch job with a thread per CPU, as a training run), with the backend's default (threads and
+  wait policy chosen by the load at model load), every CPU with OpenMP's waiting threads spinning (`ACTIVE`,
+  libgomp's default, a short spin count) or sleeping (`PASSIVE`), and one passive thread: the share of its
   tokens/s alone that each keeps under load.
 
 It prints aggregate completion tokens/s, the ratios, and whether the replies are identical (threads change speed,
@@ -44,7 +45,7 @@ def child(cpus: list[int], threads: int, requests: int, max_tokens: int) -> dict
     seeds, _ = read_seeds(str(ROOT / "seeds" / "world.jsonl"), limit=requests)
     prompts = [[{"role": "user", "content": f"Describe this scene in one sentence: {s['text']}\nDescription:"}]
                for s in seeds]  # fmt: skip
-    llm = create_llm("llamacpp:default", threads=threads)
+    llm = create_llm("llamacpp:default", threads=threads or None)  # 0: the backend's choice
     params = [SamplingParams(max_tokens=max_tokens, temperature=0.8, seed=i) for i in range(len(prompts))]
     start = time.perf_counter()
     out = llm.generate(prompts, params, progress=False)
@@ -122,34 +123,53 @@ def main(argv=None) -> dict:
     return result
 
 
+TORCH_JOB = """
+import torch
+torch.set_num_threads({threads})
+a = torch.randn(256, 256)
+while True:
+    a = torch.tanh(a @ a.T / 16)  # small ops, many barriers: the shape of a small model's training step
+"""
+
+
 def loaded(args) -> dict:
-    """One default-threads model process alone, then beside two busy processes, under each OpenMP wait policy."""
+    """One model process alone, then beside a CPU hog: one busy loop per usable CPU, or a torch job with one
+    thread per usable CPU (a training run beside the pipeline), under each thread count and OpenMP wait policy."""
     mine = sorted(os.sched_getaffinity(0))
-    result: dict = {"usable_cpus": len(mine), "requests": args.requests}
-    policies = {  # the backend's choice by load; libgomp's default (spin 300K rounds, then sleep); always spin; never
-        "unicorn default": {},
-        "libgomp default": {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "300000"},  # its documented default count
-        "ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
-        "SPINCOUNT=10000": {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"},
-        "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    n = len(mine)
+    result: dict = {"usable_cpus": n, "requests": args.requests}
+    variants = {  # (threads, environment); threads 0: the backend's choice (by the load it sees at model load)
+        "unicorn default": (0, {}),
+        "libgomp default": (n, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "300000"}),  # its documented count
+        "ACTIVE": (n, {"OMP_WAIT_POLICY": "ACTIVE"}),
+        "SPINCOUNT=10000": (n, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"}),
+        "PASSIVE": (n, {"OMP_WAIT_POLICY": "PASSIVE"}),
+        "1 thread, PASSIVE": (1, {"OMP_WAIT_POLICY": "PASSIVE"}),
     }
-    for policy, env in policies.items():
-        alone = together([(mine, len(mine))], args, env)
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in mine]
-        try:
-            busy = together([(mine, len(mine))], args, env)
-        finally:
-            for hog in hogs:
-                hog.kill()
-                hog.wait()
-        result[policy] = {"alone_tok_s": alone["tok_s"], "loaded_tok_s": busy["tok_s"],
-                          "kept": round(busy["tok_s"] / alone["tok_s"], 3),
-                          "same_replies": alone["replies"] == busy["replies"]}  # fmt: skip
-        r = result[policy]
-        print(
-            f"{policy:16} alone {r['alone_tok_s']:6.2f} tok/s, beside {len(mine)} busy processes "
-            f"{r['loaded_tok_s']:6.2f} tok/s: keeps {100 * r['kept']:.0f}%, same replies: {r['same_replies']}"
-        )
+    hogs = {
+        "busy loops": [[sys.executable, "-c", "while True: pass"] for _ in mine],
+        "torch job": [[sys.executable, "-c", TORCH_JOB.format(threads=n)]],
+    }
+    for name, (threads, env) in variants.items():
+        alone = together([(mine, threads)], args, env)
+        row = {"alone_tok_s": alone["tok_s"]}
+        for hog, commands in hogs.items():
+            if hog == "torch job" and name in ("ACTIVE", "SPINCOUNT=10000"):
+                continue  # spinning beside spinning: the busy loops already show the collapse
+            procs = [subprocess.Popen(c) for c in commands]
+            time.sleep(1.0)  # the hog is running when the model loads and reads the load
+            try:
+                busy = together([(mine, threads)], args, env)
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+            row[hog] = {"tok_s": busy["tok_s"], "kept": round(busy["tok_s"] / alone["tok_s"], 3),
+                        "same_replies": alone["replies"] == busy["replies"]}  # fmt: skip
+        result[name] = row
+        print(f"{name:18} alone {row['alone_tok_s']:6.2f} tok/s" + "".join(
+            f"; beside {hog} {row[hog]['tok_s']:6.2f} tok/s (keeps {100 * row[hog]['kept']:.0f}%, same replies: "
+            f"{row[hog]['same_replies']})" for hog in hogs if hog in row), flush=True)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     return result

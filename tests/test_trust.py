@@ -147,3 +147,13 @@ def test_threads_is_a_config_option_that_never_changes_the_checksum(tmp_path):
     assert one.threads == 1 and one.sha256() == base.sha256()  # speed, not replies: a resume is still a resume
     with pytest.raises(InputError, match="config key threads is out of range"):
         load_config(overrides={"threads": 0})
+
+
+def test_threads_follow_the_load_a_model_sees_when_it_loads():
+    """Idle: every CPU, spinning waits; busy: passive waits on the CPUs the others leave free, never fewer than one."""
+    from unicorn.llm.llamacpp import machine_load, threads_for_load
+
+    assert threads_for_load(16, 0.0) == (16, False) and threads_for_load(16, 0.49) == (16, False)
+    assert threads_for_load(16, 0.5) == (8, True) and threads_for_load(16, 0.75) == (4, True)
+    assert threads_for_load(2, 1.0) == (1, True) and threads_for_load(1, 0.9) == (1, True)
+    assert 0.0 <= machine_load(0.05) <= 1.0

@@ -57,9 +57,9 @@ def file_id(path: Path) -> str:
     return f"{path.name}:{path.stat().st_size}:{head}"
 
 
-def machine_busy(window: float = 0.25) -> bool:
-    """Whether other processes keep at least half of this machine's CPUs busy now (from /proc/stat over `window`
-    seconds, while this process sleeps); False where that cannot be read."""
+def machine_load(window: float = 0.25) -> float:
+    """The share of this machine's CPU time (0..1) that other processes use now (from /proc/stat over `window`
+    seconds, while this process sleeps); 0 where that cannot be read."""
     import time
 
     def sample():
@@ -72,9 +72,21 @@ def machine_busy(window: float = 0.25) -> bool:
         time.sleep(window)
         total1, idle1 = sample()
     except (OSError, ValueError, IndexError):
-        return False
+        return 0.0
     total = total1 - total0
-    return total > 0 and 1 - (idle1 - idle0) / total >= 0.5
+    return max(0.0, 1 - (idle1 - idle0) / total) if total > 0 else 0.0
+
+
+def threads_for_load(usable: int, load: float) -> tuple[int, bool]:
+    """(threads, passive wait) for a model loading beside `load` (0..1) of other work on `usable` CPUs.
+
+    Idle (load < 0.5): every usable CPU, spinning waits (libgomp's default, the fastest alone). Busy: passive waits,
+    and only the CPUs the others leave free (at least one): every llama.cpp op ends at a barrier of all its threads,
+    and a thread that must wait for a core held by someone else stalls the rest; beside a 2-thread torch training job
+    on 2 cores, 2 passive threads made 0.8 tok/s (bench/vlm.py's LLM run, measured by accident)."""
+    if load < 0.5:
+        return usable, False
+    return max(1, round(usable * (1 - load))), True
 
 
 def usable_cpus() -> int:
@@ -116,14 +128,17 @@ class LlamaCppLLM(LLM):
         # This llama.cpp build runs its threads with OpenMP (libgomp), whose waiting threads spin: alone that is the
         # fastest (78 tok/s here against 37 with passive waiting), beside other busy processes it collapses (10 tok/s
         # against 21). libgomp reads the policy once, when llama.cpp's libraries load, so the choice is made here,
-        # from the load the machine carries now (bench/threads.py --loaded); a policy or spin count the user set wins.
-        if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ and machine_busy():
+        # from the load the machine carries now (bench/threads.py --loaded): see threads_for_load. A thread count,
+        # policy or spin count the user set wins. Thread counts change speed, not replies.
+        load_threads, passive = threads_for_load(usable_cpus(), machine_load())
+        if passive and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
             from llama_cpp import Llama
         except ImportError:
             raise InputError("llamacpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
-        threads = threads or usable_cpus()
+        threads = threads or load_threads
+        self.threads = threads
         try:
             # Prompt evaluation gets the same thread count: llama-cpp-python's default for it is the machine's core
             # count, and two single-threaded actors on 2 cores then ran at 11 tok/s each instead of 24 (spinning
