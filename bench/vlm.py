@@ -54,7 +54,7 @@ def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, p
         "shard_size": 256,
     }
     for key, value in (overrides or {}).items():
-        sections[key] = {**sections[key], **value} if isinstance(value, dict) else value
+        sections[key] = {**sections.get(key, {}), **value} if isinstance(value, dict) else value
     config = work / f"{name}.yaml"
     config.write_text(json.dumps(sections, indent=1))  # JSON is YAML
     run = work / f"run-{name}"
@@ -187,6 +187,18 @@ def main() -> None:
         sources["mean_shift"] = create_projector("mean_shift").fit(fit_txt, fit_img).transform(text)
         sources["unicorn_released"] = create_projector("unicorn_released").fit(text).transform(text)
     print(f"training rows: {len(ids)} ({args.seeds} world seeds); sources: {', '.join(sources)}", flush=True)
+    if args.llm_stages:  # first: the long part, and the one that can fail
+        # the same seeds with and without the LLM, so each row differs from the one above it by one stage
+        n = args.llm_seeds or args.seeds
+        base = export if n == args.seeds else make_run(work, n, f"base-{n}")
+        # shards of 32: an interrupted LLM run resumes losing at most one shard of replies
+        llm = make_run(work, n, f"llm-{n}", {"captions": {"k": 2}, "instruct": {"llm_share": 0.1}, "shard_size": 32},
+                       progress=True)  # fmt: skip
+        stage1 = without_llm_conversations(llm, work / f"export-llm-{n}-stage1")
+        manifest = json.loads((work / f"run-llm-{n}" / "manifest.json").read_text())
+        llm_run = {"totals": manifest["totals"], "wall_seconds": manifest.get("wall_seconds")}
+        print(f"LLM run over {n} seeds: {manifest['totals']['rows']} rows, {manifest['totals']['instructions']} "
+              f"conversations in {manifest.get('wall_seconds', 0):.0f} s", flush=True)  # fmt: skip
 
     test_scenes = sample_scenes(args.test, seed=0, start=TEST_START)
     test_dicts = [s.to_dict() for s in test_scenes]
@@ -199,17 +211,26 @@ def main() -> None:
     def train_and_test(name: str, exp: Path, runs: int | None = None) -> list[dict]:
         results = []
         for seed in range(runs or args.runs):
-            model, tok, history = train_vlm(exp, None, TrainConfig(seed=seed, stage1_steps=s1, stage2_steps=s2),
-                                            progress=False)  # fmt: skip
-            scores = evaluate(model, tok, test_dicts, test_emb, questions)
-            scores["train_seconds"], scores["tok_s"] = history["seconds"], history["tokens_per_second"]
+            # each training's scores kept in OUT, so a bench run again (or interrupted) trains only what is missing
+            done = work / "scores" / f"{name.replace('/', '-')}-seed{seed}-{s1}-{s2}-{args.test}.json"
+            if done.is_file():
+                scores = json.loads(done.read_text())
+            else:
+                model, tok, history = train_vlm(exp, None, TrainConfig(seed=seed, stage1_steps=s1, stage2_steps=s2),
+                                                progress=False)  # fmt: skip
+                scores = evaluate(model, tok, test_dicts, test_emb, questions)
+                scores["train_seconds"], scores["tok_s"] = history["seconds"], history["tokens_per_second"]
+                done.parent.mkdir(exist_ok=True)
+                done.write_text(json.dumps(scores, default=str))
             results.append(scores)
             print(f"  {name} seed {seed}: F1 {scores['attribute_f1']:.3f} hall {scores['hallucination']:.3f} "
-                  f"VQA {scores['vqa']:.3f} ({history['seconds']:.0f} s, {history['tokens_per_second']:.0f} tok/s)",
+                  f"VQA {scores['vqa']:.3f} ({scores['train_seconds']:.0f} s, {scores['tok_s']:.0f} tok/s)",
                   flush=True)  # fmt: skip
         return results
 
     report = {"config": vars(args), "rows": len(ids), "sources": {}}
+    if args.llm_stages:
+        report["llm_run"] = llm_run
     main_sources = ("real", "raw_text", "synthetic (contrastive)")
     for name, emb in sources.items():
         runs = None if name in main_sources else args.ablation_runs
@@ -219,16 +240,6 @@ def main() -> None:
         name = "synthetic, semantic dedup off"
         report["sources"][name] = train_and_test(name, no_dedup, args.ablation_runs)
     if args.llm_stages:
-        # the same seeds with and without the LLM, so each row differs from the one above it by one stage
-        n = args.llm_seeds or args.seeds
-        base = export if n == args.seeds else make_run(work, n, f"base-{n}")
-        # shards of 32: an interrupted LLM run resumes losing at most one shard of replies
-        llm = make_run(work, n, f"llm-{n}", {"captions": {"k": 2}, "instruct": {"llm_share": 0.1}, "shard_size": 32},
-                       progress=True)  # fmt: skip
-        stage1 = without_llm_conversations(llm, work / f"export-llm-{n}-stage1")
-        manifest = json.loads((work / f"run-llm-{n}" / "manifest.json").read_text())
-        report["llm_run"] = {"totals": manifest["totals"], "wall_seconds": manifest.get("wall_seconds")}
-        print(f"LLM run over {n} seeds: {manifest['totals']} in {manifest.get('wall_seconds', 0):.0f} s", flush=True)
         for name, exp in ((f"seed captions + programs ({n} seeds)", base),
                           (f"+ LLM caption variants (stage 1, {n} seeds)", stage1),
                           (f"+ LLM-written conversations (stage 2, {n} seeds)", llm)):  # fmt: skip
