@@ -15,9 +15,10 @@ Each source is trained from `--runs` seeds (ablations from `--ablation-runs`); t
 (max - min, in points) and the share of (a). `--ablations` adds: projector `mean_shift` and `unicorn_released` in
 place of `contrastive`, and the run with semantic dedup off (`dedup.threshold: 1.0`). `--llm-stages` adds the
 pipeline's LLM stages, written by the embedded Gemma 3 270M on `--llm-seeds` of the same world seeds (a second run,
-whose replies are cached in OUT): "+ LLM caption variants (stage 1)" (`captions.k: 2`, the LLM's conversations left
-out of the export) and "+ LLM-written conversations (stage 2)" (`captions.k: 2`, `instruct.llm_share: 0.1`: the
-default pipeline), each beside the LLM-free run on the same seeds.
+whose replies are cached in OUT): "+ LLM caption variants (stage 1)" (the main job's `captions.k`, the LLM's
+conversations left out of the export) and "+ LLM-written conversations (stage 2)" (its `captions.k` and
+`instruct.llm_share`: the main job), each beside the LLM-free run on the same seeds. Every run takes its settings
+from configs/default.yaml (prompts, sampling, filters), with world:N seeds and the stages set as above.
 Figures are printed and written to OUT/vlm_bench.json.
 """
 
@@ -32,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,19 +42,20 @@ ATTRIBUTES = ("shape", "colour", "size", "texture")
 
 
 def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, progress: bool = False) -> Path:
-    """A `unicorn run` over `seeds` world seeds (LLM-free unless `overrides` say otherwise) and its llava export;
-    both kept in `work`, so a second bench reuses them (and an interrupted LLM run resumes)."""
+    """A `unicorn run` of the main job's config over `seeds` world seeds (LLM-free unless `overrides` say otherwise)
+    and its llava export; both kept in `work`, so a second bench reuses them (and an interrupted LLM run resumes)."""
     from unicorn.exports import export_llava
     from unicorn.pipeline.config import load_config
     from unicorn.pipeline.run import run_pipeline
 
-    sections = {
-        "seeds": {"source": f"world:{seeds}@11"},
-        "captions": {"k": 0},
-        "instruct": {"llm_share": 0.0},
-        "embed": {"projector": str(ROOT / "checkpoints" / "world-projector"), "batch_size": 256},
-        "shard_size": 256,
-    }
+    # the main job's own config (configs/default.yaml: its prompts, sampling and filters), on world:N seeds
+    sections = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    for key in ("ray", "threads"):
+        sections.pop(key, None)
+    sections.update(seeds={"source": f"world:{seeds}@11"}, shard_size=256)
+    sections["captions"]["k"] = 0
+    sections["instruct"]["llm_share"] = 0.0
+    sections["embed"].update(projector=str(ROOT / "checkpoints" / "world-projector"), batch_size=256)
     for key, value in (overrides or {}).items():
         sections[key] = {**sections.get(key, {}), **value} if isinstance(value, dict) else value
     config = work / f"{name}.yaml"
@@ -192,10 +195,12 @@ def main() -> None:
         n = args.llm_seeds or args.seeds
         base = export if n == args.seeds else make_run(work, n, f"base-{n}")
         # shards of 32: an interrupted LLM run resumes losing at most one shard of replies
-        llm = make_run(work, n, f"llm-{n}", {"captions": {"k": 2}, "instruct": {"llm_share": 0.1}, "shard_size": 32},
-                       progress=True)  # fmt: skip
-        stage1 = without_llm_conversations(llm, work / f"export-llm-{n}-stage1")
-        manifest = json.loads((work / f"run-llm-{n}" / "manifest.json").read_text())
+        defaults = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+        stages = {"captions": {"k": defaults["captions"]["k"]},
+                  "instruct": {"llm_share": defaults["instruct"]["llm_share"]}}  # fmt: skip
+        llm = make_run(work, n, f"llm-default-{n}", {**stages, "shard_size": 32}, progress=True)
+        stage1 = without_llm_conversations(llm, work / f"export-llm-default-{n}-stage1")
+        manifest = json.loads((work / f"run-llm-default-{n}" / "manifest.json").read_text())
         llm_run = {"totals": manifest["totals"], "wall_seconds": manifest.get("wall_seconds")}
         print(f"LLM run over {n} seeds: {manifest['totals']['rows']} rows, {manifest['totals']['instructions']} "
               f"conversations in {manifest.get('wall_seconds', 0):.0f} s", flush=True)  # fmt: skip
