@@ -25,7 +25,9 @@ Figures are printed and written to OUT/vlm_bench.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -58,15 +60,35 @@ def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, p
     sections["embed"].update(projector=str(ROOT / "checkpoints" / "world-projector"), batch_size=256)
     for key, value in (overrides or {}).items():
         sections[key] = {**sections.get(key, {}), **value} if isinstance(value, dict) else value
+    text = json.dumps(sections, indent=1, sort_keys=True)  # JSON is YAML
+    name = f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"  # a changed config is a new run, never a reuse
     config = work / f"{name}.yaml"
-    config.write_text(json.dumps(sections, indent=1))  # JSON is YAML
+    config.write_text(text)
     run = work / f"run-{name}"
+    caches = sorted(work.glob(f"run-{name[:-9]}-*/cache.sqlite"), key=lambda p: p.stat().st_mtime)
+    if not run.exists() and caches:
+        # another config of the same run (a filter changed): its replies, keyed by request, cost nothing again
+        from unicorn.pipeline.storage import RunFolder
+
+        loaded = load_config(config)
+        folder = RunFolder(run)
+        folder.open(loaded.to_dict(), loaded.sha256())
+        folder.close()
+        shutil.copyfile(caches[-1], run / "cache.sqlite")
     if not (run / "manifest.json").is_file() or not json.loads((run / "manifest.json").read_text()).get("complete"):
         run_pipeline(load_config(config), run, progress=progress, log=print if progress else lambda m: None)
     export = work / f"export-{name}"
     if not export.is_dir():
         export_llava(run, export)
     return export
+
+
+def export_digest(export: Path) -> str:
+    """What a training's scores depend on besides its settings: the export's bytes."""
+    digest = hashlib.sha256()
+    for name in ("embeddings.npy", "llava.json", "pretrain.json"):
+        digest.update((export / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def without_llm_conversations(export: Path, out: Path) -> Path:
@@ -180,9 +202,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     encoder = create_encoder("world")
     export = make_run(work, args.seeds, "base")
-    ids, scenes = run_rows(export, work / "run-base")
+    ids, scenes = run_rows(export, work / export.name.replace("export-", "run-", 1))
     real = encoder.encode_image([render(SceneGraph.from_dict(s)) for s in scenes], progress=False)
-    text = text_embeddings(work / "run-base")
+    text = text_embeddings(work / export.name.replace("export-", "run-", 1))
     synthetic = np.load(export / "embeddings.npy")
     sources = {"real": real, "raw_text": text, "synthetic (contrastive)": synthetic}
     if args.ablations:
@@ -199,8 +221,8 @@ def main() -> None:
         stages = {"captions": {"k": defaults["captions"]["k"]},
                   "instruct": {"llm_share": defaults["instruct"]["llm_share"]}}  # fmt: skip
         llm = make_run(work, n, f"llm-default-{n}", {**stages, "shard_size": 32}, progress=True)
-        stage1 = without_llm_conversations(llm, work / f"export-llm-default-{n}-stage1")
-        manifest = json.loads((work / f"run-llm-default-{n}" / "manifest.json").read_text())
+        stage1 = without_llm_conversations(llm, work / f"{llm.name}-stage1")
+        manifest = json.loads((work / llm.name.replace("export-", "run-", 1) / "manifest.json").read_text())
         llm_run = {"totals": manifest["totals"], "wall_seconds": manifest.get("wall_seconds")}
         print(f"LLM run over {n} seeds: {manifest['totals']['rows']} rows, {manifest['totals']['instructions']} "
               f"conversations in {manifest.get('wall_seconds', 0):.0f} s", flush=True)  # fmt: skip
@@ -217,7 +239,7 @@ def main() -> None:
         results = []
         for seed in range(runs or args.runs):
             # each training's scores kept in OUT, so a bench run again (or interrupted) trains only what is missing
-            done = work / "scores" / f"{name.replace('/', '-')}-seed{seed}-{s1}-{s2}-{args.test}.json"
+            done = work / "scores" / f"{export_digest(exp)}-seed{seed}-{s1}-{s2}-{args.test}.json"
             if done.is_file():
                 scores = json.loads(done.read_text())
             else:

@@ -82,3 +82,26 @@ def test_coco_instances_by_category_noun():
 def test_the_shipped_world_seeds_are_grounded():
     rows = [json.loads(line) for line in (ROOT / "seeds" / "world.jsonl").read_text().splitlines()]
     assert all(check_caption(r["caption"], r["scene"]).wrong == [] for r in rows)
+
+
+def test_facts_count_the_true_attribute_values_a_caption_states():
+    """Counted by hand over SCENE: shapes star, triangle, square; colours green, white, blue; sizes medium, small,
+    large; textures plain, dotted. A wrong or repeated value adds nothing."""
+    assert check_caption("A medium green star.", SCENE).facts == 3  # star, green, medium
+    assert check_caption("A medium green star and a small green star.", SCENE).facts == 4  # + small
+    assert check_caption("A purple circle.", SCENE).facts == 0
+    dense = "A medium green star, a large blue dotted square, a small white star and a white plain triangle."
+    assert check_caption(dense, SCENE).facts == 11
+
+
+def test_a_variant_thinner_than_its_seed_is_rejected_by_the_facts_filter():
+    from unicorn.captions.filters import FilterConfig, apply_filters
+
+    batch = {"caption": ["A medium green star beside a large blue dotted square, seen in daylight.",
+                         "A medium green star beside a large blue dotted square and small white stars."],
+             "seed": ["A medium green star and a large blue dotted square."] * 2, "error": [None, None]}  # fmt: skip
+    seed = check_caption(batch["seed"][0], SCENE).facts
+    thin = [check_caption(c, SCENE).facts < seed for c in batch["caption"]]
+    assert thin == [False, False]  # both state the seed's 7 facts; the second adds small and white
+    out = apply_filters(batch, FilterConfig(), scene_wrong=[False, False], scene_thin=[True, False])
+    assert out["reject"] == ["facts", None]

@@ -59,7 +59,7 @@ def english_share(text: str) -> float:
     return sum(w in ENGLISH for w in words) / max(len(words), 1)
 
 
-FUNNEL = ("error", "length", "non_text", "repetition", "language", "faithfulness", "scene", "judge")
+FUNNEL = ("error", "length", "non_text", "repetition", "language", "faithfulness", "scene", "facts", "judge")
 
 
 def apply_filters(
@@ -69,11 +69,12 @@ def apply_filters(
     encoder=None,
     judge: LLM | None = None,
     scene_wrong: list[bool] | None = None,
+    scene_thin: list[bool] | None = None,
 ) -> dict[str, list]:
     """Adds score columns and `reject` (the first failed filter, or None) to a batch of variant rows, in FUNNEL
     order: the free checks first, so the paid judge never sees a row they reject. `scene_wrong`: per row, whether
     the scene check (captions/scene_check.py, run by the caller, which holds the rows' contexts) found a wrong
-    mention."""
+    mention; `scene_thin`: whether it states fewer of the scene's facts than the caller requires (`facts`)."""
     n = len(batch["caption"])
     reject: list[str | None] = [None] * n
     scores = {"words": [], "text_share": [], "repetition": [], "english": [], "faithfulness": [None] * n}
@@ -103,11 +104,12 @@ def apply_filters(
             if cos < config.min_faithfulness:
                 reject[i] = "faithfulness"
     alive = [i for i in alive if reject[i] is None]
-    if scene_wrong is not None:
-        for i in alive:
-            if scene_wrong[i]:
-                reject[i] = "scene"
-        alive = [i for i in alive if reject[i] is None]
+    for flags, reason in ((scene_wrong, "scene"), (scene_thin, "facts")):
+        if flags is not None:
+            for i in alive:
+                if flags[i]:
+                    reject[i] = reason
+            alive = [i for i in alive if reject[i] is None]
     if alive and config.judge:
         if judge is None:
             raise InputError("the photograph judge is on but no judge LLM was given")

@@ -12,8 +12,9 @@ purple square on top") pairs an embedding with answers about something it never 
   names included) must be among the image's instance categories. Synonyms ("man" for person) are not resolved, so
   this catches wrong objects named by their category only.
 
-`check_caption` returns the wrong mentions (empty: grounded) and the coverage, the share of the scene's objects (or
-categories) the caption mentions. Both feed the captions step's `scene` filter and the run report.
+`check_caption` returns the wrong mentions (empty: grounded), the coverage, the share of the scene's objects (or
+categories) the caption mentions, and the facts: how many distinct true (attribute, value) pairs (or categories) it
+states. They feed the captions step's `scene` and `facts` filters and the run report.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seve
            "pair": 2, "couple": 2} | {str(n): n for n in range(1, 10)}  # fmt: skip
 RELATIONS = {"left of": "left", "right of": "right", "above": "above", "below": "below", "beneath": "below",
              "under": "below", "underneath": "below", "on top of": "above"}  # fmt: skip
+ATTRIBUTES = ("shape", "colour", "size", "texture")  # what a world object has (and a Mention may state)
 TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)*|\d+|[.;!?]")
 
 # The 80 COCO detection categories (the names COCO's instance annotations use).
@@ -72,6 +74,7 @@ class SceneCheck:
     wrong: list[str] = field(default_factory=list)  # what the caption says that the scene contradicts
     mentions: int = 0
     coverage: float = 0.0  # share of the scene's objects (or categories) that some mention names
+    facts: int = 0  # distinct true facts stated: (attribute, value) pairs some object has (world), or categories
 
     @property
     def grounded(self) -> bool:
@@ -162,6 +165,9 @@ def check_world(caption: str, scene: dict) -> SceneCheck:
         if a and b and not any(x is not y and _holds(x, relation, y) for x in a for y in b):
             out.wrong.append(f"'{mentions[i].text} {relation} {mentions[j].text}': not so in the scene")
     out.coverage = len(covered) / len(objects)
+    stated = {(a, getattr(m, a)) for m in mentions for a in ATTRIBUTES if getattr(m, a) is not None}
+    stated |= {(kind, value) for kind, value, _ in loose}
+    out.facts = len(stated & {(a, o[a]) for o in objects for a in ATTRIBUTES})
     return out
 
 
@@ -178,6 +184,7 @@ def check_instances(caption: str, categories: set[str]) -> SceneCheck:
     out = SceneCheck(mentions=len(named))
     out.wrong = [f"'{c}': not among the image's objects" for c in sorted(named - categories)]
     out.coverage = len(named & categories) / len(categories) if categories else 0.0
+    out.facts = len(named & categories)
     return out
 
 
