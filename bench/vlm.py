@@ -72,7 +72,7 @@ def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, p
 
         loaded = load_config(config)
         folder = RunFolder(run)
-        folder.open(loaded.to_dict(), loaded.sha256())
+        folder.open(loaded.to_dict(), loaded.sha256(), restart=False)
         folder.close()
         shutil.copyfile(caches[-1], run / "cache.sqlite")
     if not (run / "manifest.json").is_file() or not json.loads((run / "manifest.json").read_text()).get("complete"):
