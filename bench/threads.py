@@ -19,7 +19,7 @@ Gemma 3 270M, side by side in one run:
 It prints aggregate completion tokens/s, the ratios, and whether the replies are identical (threads change speed,
 not text).
 
-    python bench/threads.py [--requests 4] [--max-tokens 32] [--loaded] [--json]
+    python bench/threads.py [--requests 4] [--max-tokens 32] [--loaded [--only NAME,NAME]] [--json]
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--loaded", action="store_true", help="only the loaded case: alone vs beside a CPU hog")
+    parser.add_argument("--only", default="", help="--loaded: these variants only (comma-separated names)")
     args = parser.parse_args(argv)
     if args.loaded:
         return loaded(args)
@@ -144,12 +145,17 @@ def loaded(args) -> dict:
         "ACTIVE": (n, {"OMP_WAIT_POLICY": "ACTIVE"}),
         "SPINCOUNT=10000": (n, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"}),
         "PASSIVE": (n, {"OMP_WAIT_POLICY": "PASSIVE"}),
-        "1 thread, PASSIVE": (1, {"OMP_WAIT_POLICY": "PASSIVE"}),
+        "1 thread PASSIVE": (1, {"OMP_WAIT_POLICY": "PASSIVE"}),
     }
     hogs = {
         "busy loops": [[sys.executable, "-c", "while True: pass"] for _ in mine],
         "torch job": [[sys.executable, "-c", TORCH_JOB.format(threads=n)]],
     }
+    if args.only:
+        unknown = set(args.only.split(",")) - set(variants)
+        if unknown:
+            raise SystemExit(f"unknown variants {sorted(unknown)}; variants are {', '.join(variants)}")
+        variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
     for name, (threads, env) in variants.items():
         alone = together([(mine, threads)], args, env)
         row = {"alone_tok_s": alone["tok_s"]}
