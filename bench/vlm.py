@@ -15,10 +15,10 @@ Each source is trained from `--runs` seeds (ablations from `--ablation-runs`); t
 (max - min, in points) and the share of (a). `--ablations` adds: projector `mean_shift` and `unicorn_released` in
 place of `contrastive`, and the run with semantic dedup off (`dedup.threshold: 1.0`). `--llm-stages` adds the
 pipeline's LLM stages, written by the embedded Gemma 3 270M on `--llm-seeds` of the same world seeds (a second run,
-whose replies are cached in OUT): "+ LLM caption variants (stage 1)" (the main job's `captions.k`, the LLM's
-conversations left out of the export) and "+ LLM-written conversations (stage 2)" (its `captions.k` and
-`instruct.llm_share`: the main job), each beside the LLM-free run on the same seeds. Every run takes its settings
-from configs/default.yaml (prompts, sampling, filters), with world:N seeds and the stages set as above.
+whose replies are cached in OUT): "+ LLM caption variants (stage 1)" (`captions.k: 2`, the LLM's conversations left
+out of the export) and "+ LLM-written conversations (stage 2)" (`captions.k: 2`, `instruct.llm_share: 0.1`), each
+beside the LLM-free run on the same seeds (`--min-fact-share` sets the variants' facts filter). Every run takes its
+settings from configs/default.yaml (prompts, sampling, filters), with world:N seeds and the stages set as above.
 Figures are printed and written to OUT/vlm_bench.json.
 """
 
@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--ablation-runs", type=int, default=1, help="training seeds per ablation source")
     parser.add_argument("--llm-stages", action="store_true", help="add the rows of the pipeline's LLM stages")
     parser.add_argument("--llm-seeds", type=int, default=None, help="world seeds in the LLM runs (default: --seeds)")
+    parser.add_argument("--min-fact-share", type=float, default=0.0, help="captions.min_fact_share of the LLM run")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     import torch
@@ -217,9 +218,8 @@ def main() -> None:
         n = args.llm_seeds or args.seeds
         base = export if n == args.seeds else make_run(work, n, f"base-{n}")
         # shards of 32: an interrupted LLM run resumes losing at most one shard of replies
-        defaults = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-        stages = {"captions": {"k": defaults["captions"]["k"]},
-                  "instruct": {"llm_share": defaults["instruct"]["llm_share"]}}  # fmt: skip
+        # the stages as the main job had them on (configs/default.yaml names the values), min_fact_share as given
+        stages = {"captions": {"k": 2, "min_fact_share": args.min_fact_share}, "instruct": {"llm_share": 0.1}}
         llm = make_run(work, n, f"llm-default-{n}", {**stages, "shard_size": 32}, progress=True)
         stage1 = without_llm_conversations(llm, work / f"{llm.name}-stage1")
         manifest = json.loads((work / llm.name.replace("export-", "run-", 1) / "manifest.json").read_text())

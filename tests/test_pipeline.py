@@ -249,3 +249,21 @@ def test_relative_paths_are_read_from_the_config_folder(tmp_path, monkeypatch):
     assert config.seeds.source == str(tmp_path / "cfg" / "mine.jsonl")
     assert config.embed.projector == str(tmp_path / "proj")
     assert load_config(tmp_path / "cfg" / "run.yaml", {"seeds": {"source": "world:4"}}).seeds.source == "world:4"
+
+
+def test_set_overrides_single_keys_and_bad_ones_are_one_line(tmp_path):
+    from unicorn.cli.run import parse_sets
+
+    sets = parse_sets(["captions.k=2", "instruct.llm_share=0.1", "shard_size=4", "captions.judge=true"])
+    assert sets == {"captions": {"k": 2, "judge": True}, "instruct": {"llm_share": 0.1}, "shard_size": 4}
+    config, base = load_config(None, sets), load_config()
+    assert (config.captions.k, config.captions.judge, config.instruct.llm_share, config.shard_size) == (2, True, 0.1, 4)
+    assert config.captions.prompt == base.captions.prompt == "world_caption"  # the file's other keys are kept
+    for bad, why in (("captions.k", "expected SECTION.KEY=VALUE"), ("=2", "expected SECTION.KEY=VALUE"),
+                     ("captions.k=[", "not valid YAML")):  # fmt: skip
+        with pytest.raises(InputError, match=why):
+            parse_sets([bad])
+    out = subprocess.run([sys.executable, "-m", "unicorn.cli", "run", "--set", "captions.kk=2", "--out",
+                          str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "kk" in out.stderr
+    assert not (tmp_path / "x").exists()

@@ -18,6 +18,8 @@ def add_commands(commands) -> None:
         "--engine", default="local", help="local (this process) or ray (Ray Data; pip install -e '.[ray]')"
     )
     run.add_argument("--address", help="with --engine ray: join the Ray cluster at this address (or set RAY_ADDRESS)")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override one config value (repeatable; the value is read as YAML), e.g. --set captions.k=2")  # fmt: skip
     run.set_defaults(run=_run)
 
     val = commands.add_parser("validate", help="check a run folder: shards, checksums, alignment, norms, format")
@@ -54,7 +56,7 @@ def _run(args) -> int:
     from ..pipeline.report import write_report
     from ..pipeline.run import run_pipeline
 
-    config = load_config(args.config)
+    config = load_config(args.config, parse_sets(args.set))
     manifest = run_pipeline(
         config,
         args.out,
@@ -75,6 +77,28 @@ def _run(args) -> int:
     print(f"seeds: {describe_seed_stats(manifest['seed_file'])}")
     print(f"{totals['rows']} rows in {totals['shards']} shards at {args.out}")
     return 0
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set a.b=v` items as nested overrides for `load_config` (values read as YAML: 2, 0.1, true, null)."""
+    import yaml
+
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. captions.k=2")
+        *sections, last = key.strip().split(".")
+        where = overrides
+        for part in sections:
+            where = where.setdefault(part, {})
+            if not isinstance(where, dict):
+                raise InputError(f"--set {item!r}: {part} was already given a value")
+        try:
+            where[last] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(f"--set {item!r}: the value is not valid YAML") from None
+    return overrides
 
 
 def _validate(args) -> int:

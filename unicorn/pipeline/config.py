@@ -172,7 +172,8 @@ def _check_type(value, hint, key: str):
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
-    """Read and validate a YAML run config (default: `configs/default.yaml`)."""
+    """Read and validate a YAML run config (default: `configs/default.yaml`); `overrides` ({section: {key: value}})
+    change single keys of the file's sections."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise InputError(f"config file {path} not found")
@@ -180,7 +181,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise InputError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    config = _build(RunConfig, {**data, **(overrides or {})}, "")
+    # overrides merge into the file's sections key by key: {"captions": {"k": 2}} changes k and keeps the rest
+    merged = dict(data)
+    for key, value in (overrides or {}).items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both else value
+    config = _build(RunConfig, merged, "")
     return dataclasses.replace(
         config,
         seeds=dataclasses.replace(config.seeds, source=_near(config.seeds.source, path.parent)),
