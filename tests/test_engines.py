@@ -26,11 +26,12 @@ EIGHT = {"seeds": {"source": "../seeds/world.jsonl", "limit": 8}, "shard_size": 
 
 
 def eight_seed_config(tmp_path, **ray_section):
-    """The default config on 8 seeds (2 shards), as a YAML file a CLI run can read."""
+    """The default config with its LLM stages on, on 8 seeds (2 shards), as a YAML file a CLI run can read."""
     import yaml
 
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     data.update(EIGHT)
+    data["captions"]["k"], data["instruct"]["llm_share"] = 2, 0.1  # the LLM stages on (off in the main job)
     data["seeds"]["source"] = str(ROOT / "seeds" / "world.jsonl")
     data["embed"]["projector"] = str(ROOT / "checkpoints" / "world-projector")
     for step, actors in ray_section.items():
