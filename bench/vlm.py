@@ -40,7 +40,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CAPTION_PROMPT = "Describe the image briefly."
-ATTRIBUTES = ("shape", "colour", "size", "texture")
 
 
 def make_run(work: Path, seeds: int, name: str, overrides: dict | None = None, progress: bool = False) -> Path:
@@ -129,29 +128,15 @@ def text_embeddings(run: Path) -> np.ndarray:
     return np.concatenate([s.text_emb.astype(np.float32) for s in iter_shards(run)])
 
 
-def claimed(caption: str) -> set[tuple[str, str]]:
-    from unicorn.captions.scene_check import parse
-
-    mentions, loose, _ = parse(caption)
-    out = set()
-    for m in mentions:
-        for attribute in ATTRIBUTES:
-            value = getattr(m, attribute)
-            if value is not None:
-                out.add((attribute, value))
-    out |= {(kind, value) for kind, value, _ in loose}
-    return out
-
-
 def evaluate(model, tok, scenes: list[dict], embeddings: np.ndarray, questions: list[tuple[int, object]]) -> dict:
-    from unicorn.captions.scene_check import check_caption
+    from unicorn.captions.scene_check import ATTRIBUTES, check_caption, claims
     from unicorn.vlm import generate
 
     captions = generate(model, tok, embeddings, CAPTION_PROMPT, max_tokens=40)
     tp = n_claimed = n_truth = hallucinated = 0
     for caption, scene in zip(captions, scenes, strict=True):
         truth = {(a, o[a]) for o in scene["objects"] for a in ATTRIBUTES}
-        said = claimed(caption)
+        said = claims(caption)
         tp, n_claimed, n_truth = tp + len(said & truth), n_claimed + len(said), n_truth + len(truth)
         check = check_caption(caption, scene)
         hallucinated += bool(check is not None and check.wrong)

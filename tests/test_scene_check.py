@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unicorn.captions.scene_check import check_caption
+from unicorn.captions.scene_check import check_caption, claims
 from unicorn.world.caption import caption
 from unicorn.world.scene import sample_scenes
 
@@ -90,6 +90,7 @@ def test_facts_count_the_true_attribute_values_a_caption_states():
     assert check_caption("A medium green star.", SCENE).facts == 3  # star, green, medium
     assert check_caption("A medium green star and a small green star.", SCENE).facts == 4  # + small
     assert check_caption("A purple circle.", SCENE).facts == 0
+    assert claims("A purple circle.") == {("colour", "purple"), ("shape", "circle")}  # stated, true or not
     dense = "A medium green star, a large blue dotted square, a small white star and a white plain triangle."
     assert check_caption(dense, SCENE).facts == 11
 

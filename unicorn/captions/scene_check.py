@@ -165,10 +165,21 @@ def check_world(caption: str, scene: dict) -> SceneCheck:
         if a and b and not any(x is not y and _holds(x, relation, y) for x in a for y in b):
             out.wrong.append(f"'{mentions[i].text} {relation} {mentions[j].text}': not so in the scene")
     out.coverage = len(covered) / len(objects)
-    stated = {(a, getattr(m, a)) for m in mentions for a in ATTRIBUTES if getattr(m, a) is not None}
-    stated |= {(kind, value) for kind, value, _ in loose}
-    out.facts = len(stated & {(a, o[a]) for o in objects for a in ATTRIBUTES})
+    out.facts = len(_claims(mentions, loose) & {(a, o[a]) for o in objects for a in ATTRIBUTES})
     return out
+
+
+def _claims(mentions: list[Mention], loose: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
+    return {(a, getattr(m, a)) for m in mentions for a in ATTRIBUTES if getattr(m, a) is not None} | {
+        (kind, value) for kind, value, _ in loose
+    }
+
+
+def claims(caption: str) -> set[tuple[str, str]]:
+    """The distinct (attribute, value) pairs a caption states over the world's vocabulary, true or not: what
+    `SceneCheck.facts` counts the true ones of."""
+    mentions, loose, _ = parse(caption)
+    return _claims(mentions, loose)
 
 
 def _plural(word: str) -> str:

@@ -19,7 +19,7 @@ def add_commands(commands) -> None:
     )
     run.add_argument("--address", help="with --engine ray: join the Ray cluster at this address (or set RAY_ADDRESS)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                     help="override one config value (repeatable; the value is read as YAML), e.g. --set captions.k=2")  # fmt: skip
+                     help="override one config value (repeatable; read as YAML), e.g. --set captions.k=2")  # fmt: skip
     run.set_defaults(run=_run)
 
     val = commands.add_parser("validate", help="check a run folder: shards, checksums, alignment, norms, format")

@@ -138,7 +138,6 @@ class LlamaCppLLM(LLM):
         except ImportError:
             raise InputError("llamacpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
         threads = threads or load_threads
-        self.threads = threads
         try:
             # Prompt evaluation gets the same thread count: llama-cpp-python's default for it is the machine's core
             # count, and two single-threaded actors on 2 cores then ran at 11 tok/s each instead of 24 (spinning

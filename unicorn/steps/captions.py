@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..captions.variants import diversify
 from ..captions.filters import FilterConfig, apply_filters
 from ..captions.scene_check import check_caption
+from ..captions.variants import diversify
 from ..context import RowContext
 from ..errors import InputError
 from ..prompts import load_lines, load_text
