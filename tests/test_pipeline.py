@@ -259,6 +259,8 @@ def test_set_overrides_single_keys_and_bad_ones_are_one_line(tmp_path):
     config, base = load_config(None, sets), load_config()
     assert (config.captions.k, config.captions.judge, config.instruct.llm_share, config.shard_size) == (2, True, 0.1, 4)
     assert config.captions.prompt == base.captions.prompt == "world_caption"  # the file's other keys are kept
+    with pytest.raises(InputError, match="min_fact_share must be in"):
+        load_config(None, parse_sets(["captions.min_fact_share=-1"]))
     for bad, why in (("captions.k", "expected SECTION.KEY=VALUE"), ("=2", "expected SECTION.KEY=VALUE"),
                      ("captions.k=[", "not valid YAML")):  # fmt: skip
         with pytest.raises(InputError, match=why):
